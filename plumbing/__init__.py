@@ -1,0 +1,3 @@
+"""Plumbing shared by every service: configuration, logging, the event
+envelope, the transactional outbox, the database provider, identity and the
+error base. No domain rule lives here."""

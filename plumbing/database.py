@@ -1,0 +1,137 @@
+"""The database provider: one engine per service process, one session per
+worker, and the transactional outbox on that same session.
+
+A worker writes its change and calls ``self.db.emit(...)``; both land in one
+transaction when it commits. After the commit the outbox relay is woken and
+publishes the pending events (see :mod:`plumbing.outbox`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from plumbing import config
+from plumbing.envelope import make_event
+from plumbing.identity import REQUEST_ID_KEY, Identity
+from plumbing.outbox import OutboxRelay, insert_event
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with settings that suit a service with many green workers."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 40)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class ServiceSession(Session):
+    """A session that can also record events in the outbox of its transaction."""
+
+    def emit(
+        self,
+        type: str,
+        *,
+        subject_type: str,
+        subject_id: Any,
+        org_id: str | None,
+        changes: dict[str, dict[str, Any]] | None = None,
+        data: dict[str, Any] | None = None,
+        actor: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Add an event to this transaction's outbox; it is published after commit.
+
+        The actor and request id come from the worker's context unless given.
+        """
+        context = self.info.get("context_data") or {}
+        if actor is None:
+            identity = Identity.from_context(context)
+            actor = {
+                "user_id": identity.user_id if identity else None,
+                "ip": identity.ip if identity else None,
+                "user_agent": identity.user_agent if identity else None,
+            }
+        envelope = make_event(
+            type,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            org_id=org_id,
+            actor=actor,
+            changes=changes,
+            data=data,
+            request_id=context.get(REQUEST_ID_KEY),
+        )
+        insert_event(self, envelope)
+        self.info["emitted"] = True
+        return envelope
+
+
+class Database(DependencyProvider):
+    """Gives each worker ``self.db``, a :class:`ServiceSession`.
+
+    The URL comes from the container config key ``<SERVICE>_DATABASE_URL``,
+    else the environment variable of that name, else a SQLite file. With
+    ``relay=True`` the provider also runs the outbox relay of this process.
+    """
+
+    def __init__(self, service: str, relay: bool = True) -> None:
+        self.service = service
+        self.relay_enabled = relay
+        self.relay: OutboxRelay | None = None
+        self.sessions: weakref.WeakKeyDictionary[Any, ServiceSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def setup(self) -> None:
+        key = f"{self.service.upper()}_DATABASE_URL"
+        url = self.container.config.get(key) or config.database_url(self.service)
+        self.engine = make_engine(url)
+        self.session_factory = sessionmaker(
+            bind=self.engine, class_=ServiceSession, expire_on_commit=False
+        )
+        event.listen(self.session_factory, "after_commit", self._after_commit)
+        if self.relay_enabled:
+            amqp_uri = self.container.config.get("AMQP_URI") or config.amqp_uri()
+            self.relay = OutboxRelay(self.engine, amqp_uri, service=self.service)
+
+    def start(self) -> None:
+        if self.relay is not None:
+            self.container.spawn_managed_thread(self.relay.run)
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("emitted", False) and self.relay is not None:
+            self.relay.wake()
+
+    def get_dependency(self, worker_ctx: Any) -> ServiceSession:
+        session = self.session_factory()
+        session.info["context_data"] = worker_ctx.context_data
+        self.sessions[worker_ctx] = session
+        return session
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        session = self.sessions.pop(worker_ctx, None)
+        if session is not None:
+            session.close()

@@ -1,0 +1,1 @@
+"""The reviews service: not built yet (see the open issues)."""
