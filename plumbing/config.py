@@ -36,6 +36,11 @@ def rpc_timeout() -> float:
     return float(os.environ.get("RPC_TIMEOUT", "10"))
 
 
+def gateway_address() -> str:
+    """``host:port`` the gateway listens on (``GATEWAY_ADDRESS``)."""
+    return os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
+
+
 def log_format() -> str:
     """``json`` in containers, ``console`` in development."""
     return os.environ.get("LOG_FORMAT", "console")
