@@ -61,21 +61,32 @@ def database_templates() -> Iterator[Callable[[str], str]]:
         _drop(name)
 
 
+def copy_database(template: str, service: str) -> tuple[str, str]:
+    """A new database copied from ``template``; returns its name and URL."""
+    name = f"cpd_t_{service}_{uuid.uuid4().hex[:12]}"
+    _admin_execute(
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    )
+    return name, f"{PG_URL_BASE}/{name}"
+
+
+def drop_database(name: str) -> None:
+    _drop(name)
+
+
 @pytest.fixture
-def make_database(database_templates: Callable[[str], str]) -> Iterator[Callable[[str], str]]:
+def make_database(
+    database_templates: Callable[[str], str],
+) -> Iterator[Callable[[str], str]]:
     """Factory: a fresh, migrated database of one service; returns its URL."""
     created: list[str] = []
 
     def make(service: str) -> str:
-        template = database_templates(service)
-        name = f"cpd_t_{service}_{uuid.uuid4().hex[:12]}"
-        _admin_execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
+        name, url = copy_database(database_templates(service), service)
         created.append(name)
-        return f"{PG_URL_BASE}/{name}"
+        return url
 
     yield make
     for name in created:
