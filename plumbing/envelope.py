@@ -11,7 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+)
 
 from plumbing.errors import ValidationFailed
 
@@ -54,7 +61,8 @@ class EnvelopeSchema(Schema):
     event_id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(TYPE_PATTERN))
     version = fields.Integer(required=True, validate=validate.Range(min=1))
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    # No default timezone: a naive timestamp is refused, not guessed at.
+    occurred_at = fields.AwareDateTime(required=True)
     org_id = fields.String(allow_none=True, required=True)
     actor = fields.Nested(ActorSchema, required=True)
     subject = fields.Nested(SubjectSchema, required=True)
@@ -63,6 +71,12 @@ class EnvelopeSchema(Schema):
     )
     data = fields.Dict(keys=fields.String(), load_default=dict)
     request_id = fields.String(allow_none=True, load_default=None)
+
+    @validates("occurred_at")
+    def _in_utc(self, value: datetime, **_kwargs: Any) -> None:
+        offset = value.utcoffset()
+        if offset is None or offset.total_seconds() != 0:
+            raise ValidationError("Must be in UTC.")
 
 
 _schema = EnvelopeSchema()
