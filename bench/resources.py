@@ -4,6 +4,7 @@ database, each removed again when the run ends (also on error or Ctrl-C)."""
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,3 +82,17 @@ def postgres_database(prefix: str, tag: str) -> Iterator[str]:
                 sql.Identifier(name)
             )
         )
+
+
+@contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so that cleanup runs as on Ctrl-C."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
