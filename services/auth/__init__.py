@@ -1,0 +1,1 @@
+"""The auth service: organisations, users, roles, passwords and sessions."""
