@@ -35,7 +35,7 @@ from typing import Any
 
 import bcrypt
 
-from bench import amqp_echo, seeding
+from bench import amqp_echo, profiling, seeding
 from bench.http_load import KeepAliveClient, Request, closed_loop, open_loop
 from bench.resources import (
     postgres_database,
@@ -68,10 +68,15 @@ class Settings:
     login_clients: int = 12
     login_seconds: float = 15.0
     bcrypt_cost: int = 12
+    # Extra environment for the service processes (knobs such as MAX_WORKERS).
+    platform_env: tuple[tuple[str, str], ...] = ()
+    # Where py-spy profiles of the service processes go (None: no profiling).
+    profile_dir: str | None = None
 
     @classmethod
-    def quick(cls) -> Settings:
+    def quick(cls, **overrides: Any) -> Settings:
         return cls(
+            **overrides,
             amqp_calls=1000,
             read_seconds=3.0,
             paced_seconds=3.0,
@@ -140,7 +145,7 @@ def free_port() -> int:
 
 
 def start_platform(
-    stack: ExitStack, amqp_uri: str, tag: str, users: int
+    stack: ExitStack, amqp_uri: str, tag: str, users: int, knobs: dict[str, str]
 ) -> tuple[int, list[seeding.Credentials], Any]:
     """Auth and the gateway as separate processes on a fresh database with
     ``users`` seeded users, stopped when ``stack`` closes; returns the gateway
@@ -159,6 +164,7 @@ def start_platform(
             "JWT_SECRET": os.urandom(32).hex(),
             "GATEWAY_ADDRESS": f"{HOST}:{port}",
             "DATA_DIR": str(data_dir),
+            **knobs,
         }
     )
     credentials = seeding.seed(env, users)
@@ -213,12 +219,15 @@ def run(settings: Settings) -> dict[str, Any]:
 
         say("starting the platform")
         users = settings.login_clients + 1
-        port, credentials, processes = start_platform(stack, amqp_uri, tag, users)
+        port, credentials, processes = start_platform(
+            stack, amqp_uri, tag, users, dict(settings.platform_env)
+        )
         try:
             reader, login_users = credentials[0], credentials[1:]
             token = log_in(port, reader.username, reader.password)
             check_me(port, token)
-            results.update(measure_platform(settings, port, token, login_users))
+            pids = {name: proc.pid for name, proc in processes.processes.items()}
+            results.update(measure_platform(settings, port, token, login_users, pids))
         except Exception:
             print_logs(processes)
             raise
@@ -226,23 +235,29 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def measure_platform(
-    settings: Settings, port: int, token: str, login_users: list[seeding.Credentials]
+    settings: Settings,
+    port: int,
+    token: str,
+    login_users: list[seeding.Credentials],
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     me = me_request(token)
     results: dict[str, Any] = {}
+    profile_dir = Path(settings.profile_dir) if settings.profile_dir else None
 
     say("warming up GET /api/v1/me")
     closed_loop(HOST, port, lambda _: me, settings.read_clients, 2.0, 5000)
 
     say(f"GET /api/v1/me, {settings.read_clients} clients")
-    read = closed_loop(
-        HOST,
-        port,
-        lambda _: me,
-        settings.read_clients,
-        settings.read_seconds,
-        max_requests=int(settings.read_seconds * 5000),
-    )
+    with profiling.sampling(pids, "read", settings.read_seconds, profile_dir):
+        read = closed_loop(
+            HOST,
+            port,
+            lambda _: me,
+            settings.read_clients,
+            settings.read_seconds,
+            max_requests=int(settings.read_seconds * 5000),
+        )
     results["read"] = read.as_dict()
 
     say(f"GET /api/v1/me at {settings.paced_rate:.0f} req/s")
@@ -254,7 +269,8 @@ def measure_platform(
     results["read_light_idle"] = idle.as_dict()
 
     say(f"logins, {settings.login_clients} clients, with /me beside them")
-    logins, busy = logins_with_reads(settings, port, me, login_users)
+    with profiling.sampling(pids, "logins", settings.login_seconds, profile_dir):
+        logins, busy = logins_with_reads(settings, port, me, login_users)
     results["logins"] = logins.as_dict()
     results["read_light_during_logins"] = busy.as_dict()
     return results
@@ -391,6 +407,9 @@ def table(results: dict[str, Any]) -> str:
         f"{results['machine']['python']}, {results['machine']['system']}; "
         f"{results['date']}",
     ]
+    knobs = results["settings"]["platform_env"]
+    if knobs:
+        lines.append("Service environment: " + " ".join(f"{k}={v}" for k, v in knobs))
     for index, row in enumerate(rows):
         lines.append(
             "  ".join(
@@ -421,8 +440,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=RESULTS_DIR / "latest.json", help="JSON file"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the service processes, e.g. MAX_WORKERS=64",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the services with py-spy during the read and login phases",
+    )
     args = parser.parse_args(argv)
-    settings = Settings.quick() if args.quick else Settings()
+    knobs = tuple(tuple(item.split("=", 1)) for item in args.set)
+    if any(len(knob) != 2 for knob in knobs):
+        parser.error("--set takes KEY=VALUE")
+    make = Settings.quick if args.quick else Settings
+    profile_dir = str(RESULTS_DIR) if args.profile else None
+    settings = make(platform_env=knobs, profile_dir=profile_dir)
 
     try:
         with raise_on_sigterm():
