@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from sqlalchemy import (
     JSON,
@@ -32,13 +31,16 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
 
 from plumbing import topology
 from plumbing.envelope import routing, validate_envelope
+from plumbing.errors import ValidationFailed
 
 log = structlog.get_logger()
 
@@ -59,7 +61,13 @@ OUTBOX = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
-    Index("ix_outbox_pending", "id", postgresql_where=Column("sent_at").is_(None)),
+    # Partial on both dialects: the relay only ever looks for pending rows.
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
 )
 
 
@@ -84,7 +92,8 @@ def create_outbox_table(op: Any) -> None:
         "ix_outbox_pending",
         "outbox",
         ["id"],
-        postgresql_where="sent_at IS NULL",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
     )
 
 
@@ -121,6 +130,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._declared = False
+        self._batch_failed = False
         # Hook for tests: called after each confirmed publish, before commit.
         self.after_publish: Any = None
         self.publisher = Publisher(
@@ -146,12 +156,16 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = self.publish_pending()
-                backoff = self.poll_interval
             except Exception as error:  # noqa: BLE001 (the relay must outlive any fault)
                 log.warning("outbox_relay_failed", error=repr(error))
+                self._batch_failed = True
+            if self._batch_failed:
+                # The broker (or the database) is failing: back off rather than
+                # retrying every poll interval.
                 backoff = min(backoff * 2, 5.0)
                 self._stopped.wait(backoff)
                 continue
+            backoff = self.poll_interval
             if sent >= self.batch_size:
                 continue
             self._wake.wait(self.poll_interval)
@@ -163,6 +177,7 @@ class OutboxRelay:
 
     def publish_pending(self) -> int:
         """Publish one batch of pending events; return how many were confirmed."""
+        self._batch_failed = False
         self._declare()
         sent = 0
         with self.engine.begin() as conn:
@@ -178,17 +193,25 @@ class OutboxRelay:
             for row in rows:
                 try:
                     self._publish(row.type, row.payload)
-                except (OperationalError, OSError, UndeliverableMessage) as error:
-                    # Keep what was confirmed; the rest stays pending.
-                    conn.execute(
-                        update(OUTBOX)
-                        .where(OUTBOX.c.id == row.id)
-                        .values(attempts=OUTBOX.c.attempts + 1)
+                except ValidationFailed as error:
+                    # A row that can never be published must not hold back the
+                    # others; it stays pending, counted and logged.
+                    self._count_attempt(conn, row.id)
+                    log.error(
+                        "outbox_event_invalid", event_type=row.type, fields=error.fields
                     )
+                    continue
+                except Exception as error:  # noqa: BLE001 (any broker fault, e.g. ConnectionForced)
+                    # Keep what was confirmed; the rest stays pending. Broker
+                    # faults are not all OSError or kombu's OperationalError
+                    # (amqp raises ConnectionForced when RabbitMQ shuts down),
+                    # and letting one escape would roll back confirmed rows.
+                    self._count_attempt(conn, row.id)
                     log.warning(
                         "outbox_publish_failed", event_type=row.type, error=repr(error)
                     )
                     self._declared = False
+                    self._batch_failed = not isinstance(error, UndeliverableMessage)
                     break
                 if self.after_publish is not None:
                     self.after_publish(row.payload)
@@ -199,6 +222,20 @@ class OutboxRelay:
                 )
                 sent += 1
         return sent
+
+    @staticmethod
+    def _count_attempt(conn: Any, row_id: int) -> None:
+        conn.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == row_id)
+            .values(attempts=OUTBOX.c.attempts + 1)
+        )
+
+    def pending_count(self) -> int:
+        """How many events wait to be published."""
+        with self.engine.connect() as conn:
+            query = select(func.count()).where(OUTBOX.c.sent_at.is_(None))
+            return conn.execute(query).scalar_one()
 
     def _publish(self, event_type: str, payload: dict[str, Any]) -> None:
         validate_envelope(payload)
@@ -214,9 +251,19 @@ class OutboxRelay:
         )
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Publish until nothing is pending (for tools and tests)."""
+        """Publish until nothing is pending (for tools and tests).
+
+        Raises TimeoutError if events are still pending when time is up, for
+        example because the broker cannot be reached.
+        """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.publish_pending() == 0:
+        while True:
+            try:
+                self.publish_pending()
+            except Exception as error:  # noqa: BLE001 (retried until the deadline)
+                log.warning("outbox_relay_failed", error=repr(error))
+            if self.pending_count() == 0:
                 return
-        raise TimeoutError("outbox still has pending events")
+            if time.monotonic() >= deadline:
+                raise TimeoutError("outbox still has pending events")
+            time.sleep(0.1)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import eventlet
 import pytest
 from kombu import Connection
 from plumbing_support import WIDGETS, EventTap, TcpProxy
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from plumbing import topology
-from plumbing.database import ServiceSession
-from plumbing.outbox import OUTBOX, OutboxRelay
+from plumbing.database import ServiceSession, make_engine
+from plumbing.outbox import OUTBOX, OutboxRelay, outbox_metadata
 
 pytestmark = pytest.mark.filterwarnings(
     # kombu's pool warns when a connection it had is found dead; that is
@@ -219,3 +221,61 @@ def test_two_relays_on_one_database_publish_each_row_once(
     assert set(counts.values()) == {1}
     assert published["a"] > 0 and published["b"] > 0
     assert _pending(engine) == 0
+
+
+def test_drain_reports_events_it_could_not_publish(
+    widget_db: tuple[str, Engine], broker_proxy: tuple[TcpProxy, str]
+) -> None:
+    """drain() raises rather than returning quietly while events stay pending."""
+    _, engine = widget_db
+    proxy, proxied_uri = broker_proxy
+    proxy.cut()
+    _write_widget(engine, "stuck")
+
+    with pytest.raises(TimeoutError):
+        _relay(engine, proxied_uri).drain(timeout=0.5)
+
+    assert _pending(engine) == 1
+
+
+def test_an_invalid_row_does_not_hold_back_the_rest(
+    widget_db: tuple[str, Engine], amqp_uri: str, event_tap: EventTap
+) -> None:
+    """A row whose envelope fails validation stays pending; later rows go out."""
+    _, engine = widget_db
+    with engine.begin() as conn:
+        conn.execute(
+            OUTBOX.insert().values(
+                event_id="not-a-uuid",
+                type="auth.widget_created",
+                payload={"event_id": "not-a-uuid"},
+                created_at=datetime.now(UTC),
+                attempts=0,
+            )
+        )
+    good = _write_widget(engine, "fine")
+
+    _relay(engine, amqp_uri).publish_pending()
+
+    assert [event["event_id"] for event in event_tap.take(expect=1)] == [good]
+    with engine.connect() as conn:
+        stuck = conn.execute(
+            select(OUTBOX.c.event_id, OUTBOX.c.attempts).where(
+                OUTBOX.c.sent_at.is_(None)
+            )
+        ).all()
+    assert [(row.event_id, row.attempts) for row in stuck] == [("not-a-uuid", 1)]
+
+
+def test_the_pending_index_is_partial_on_sqlite(tmp_path: Path) -> None:
+    """On SQLite too the pending-rows index covers only unsent rows."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
+    outbox_metadata.create_all(engine)
+
+    with engine.connect() as conn:
+        ddl = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'ix_outbox_pending'")
+        ).scalar_one()
+    engine.dispose()
+
+    assert "WHERE sent_at IS NULL" in ddl
