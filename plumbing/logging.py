@@ -34,14 +34,37 @@ SECRET_KEYS = frozenset(
     }
 )
 
+REDACTED = "[redacted]"
+_HANDLER_NAME = "plumbing"
+
 _configured = False
 
 
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in SECRET_KEYS else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):  # not tuples: exc_info is one
+        return [_redact(item) for item in value]
+    return value
+
+
 def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
-        if key.lower() in SECRET_KEYS:
-            event[key] = "[redacted]"
-    return event
+    """Redact secret keys at any depth (``data={"password": ...}`` too)."""
+    return _redact(event)
+
+
+def _add_service(service: str) -> Any:
+    # A processor, not a context variable: each green thread (every nameko
+    # worker, the outbox relay) starts with an empty context, so a value
+    # bound once at start-up would be missing from their lines.
+    def add_service(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("service", service)
+        return event
+
+    return add_service
 
 
 def configure(service: str, fmt: str | None = None, level: int = logging.INFO) -> None:
@@ -53,23 +76,42 @@ def configure(service: str, fmt: str | None = None, level: int = logging.INFO) -
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        _add_service(service),
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _drop_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _route_stdlib_logging(shared, renderer)
     _configured = True
+
+
+def _route_stdlib_logging(shared: list[Any], renderer: Any) -> None:
+    """Render stdlib records (nameko's, kombu's) like structlog's own lines, so
+    a container's output is JSON lines throughout, with ``service``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 def get_logger(**initial: Any) -> Any:
