@@ -230,7 +230,11 @@ def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"The body may be at most {limit} bytes")
-    data = request.stream.read(limit + 1)
+    stream: Any = request.stream
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", ""):
+        # werkzeug reads nothing without a length; the server decodes chunks.
+        stream = request.environ["wsgi.input"]
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"The body may be at most {limit} bytes")
     return data

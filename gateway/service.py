@@ -393,7 +393,7 @@ class GatewayService:
             return
         store.revoke(session_ids_of(result))
         store.warmed = True
-        log.info("revocation_cache_warmed", sessions=len(store))
+        log.info("revocation_cache_warmed", sessions=store.size())
 
     # Helpers
 
