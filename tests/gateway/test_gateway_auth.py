@@ -86,7 +86,7 @@ def test_cookie_authenticates_reads(client):
 
 
 def test_cookie_change_without_csrf_header_is_refused(client):
-    """A cookie-authenticated POST without X-Requested-With is 403 and reaches no service."""
+    """A cookie-authenticated POST without X-Requested-With is 403, sent nowhere."""
     cookie = {"Cookie": f"cpd_access={make_token()}"}
     response = client.post("/api/v1/users/user-1/deactivate", headers=cookie)
     assert response.status_code == 403
