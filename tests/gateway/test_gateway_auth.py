@@ -17,6 +17,7 @@ from gateway_support import (
     make_token,
 )
 from kombu import Connection
+from structlog.testing import capture_logs
 
 from plumbing import topology
 from plumbing.envelope import make_event
@@ -270,3 +271,40 @@ def test_out_of_scope_organisation_is_404_and_an_authz_denied_event(
     assert message.payload["data"]["action"] == "get_organisation"
     assert message.payload["actor"]["user_id"] == USER_ID
     assert message.payload["request_id"] == "deny-1"
+
+
+def test_access_log_has_one_line_per_request_and_no_secrets(client):
+    """Each request logs one access line; passwords, tokens and cookies never."""
+    with capture_logs() as logs:
+        login = client.post(
+            "/api/v1/auth/login",
+            json={"username": "ada", "password": PASSWORD},
+            headers={"X-Request-ID": "log-check-1"},
+        )
+        tokens = login.json()
+        client.get("/api/v1/me", headers=bearer(tokens["access_token"]))
+        client.post(
+            "/api/v1/auth/refresh",
+            headers={
+                "Cookie": f"cpd_refresh={tokens['refresh_token']}",
+                "X-Requested-With": "x",
+            },
+        )
+        client.post(
+            "/api/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": "another secret!!"},
+            headers=bearer(tokens["access_token"]),
+        )
+    access = [entry for entry in logs if entry["event"] == "http_request"]
+    assert len(access) == 4
+    assert access[0]["request_id"] == "log-check-1" and access[0]["status"] == 200
+    assert access[1]["user_id"] == USER_ID and access[1]["path"] == "/api/v1/me"
+    assert {"method", "path", "status", "duration_ms"} <= set(access[0])
+    text = repr(logs)
+    for secret in (
+        PASSWORD,
+        "another secret!!",
+        tokens["access_token"],
+        tokens["refresh_token"],
+    ):
+        assert secret not in text
