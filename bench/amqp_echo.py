@@ -11,6 +11,7 @@ framework in the way.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 from kombu import Connection, Consumer, Producer, Queue
 
+from bench import cpu
 from bench.stats import Throughput
 
 PAYLOAD = {"args": ["ping"], "kwargs": {"note": "x" * 64}}
@@ -150,19 +152,21 @@ def measure(
 ) -> Throughput:
     """Start an echo consumer on a fresh queue, warm up, then time ``calls`` calls."""
     queue_name = f"bench.echo.{uuid.uuid4().hex}"
-    with echo_server(amqp_uri, queue_name):
+    with echo_server(amqp_uri, queue_name) as server:
         run_client(amqp_uri, queue_name, calls=min(200, calls), in_flight=in_flight)
-        return run_client(
-            amqp_uri,
-            queue_name,
-            calls=calls,
-            in_flight=in_flight,
-            max_seconds=max_seconds,
-        )
+        pids = {"client": os.getpid(), "echo": server.pid or 0}
+        with cpu.accounting(pids) as used:
+            result = run_client(
+                amqp_uri,
+                queue_name,
+                calls=calls,
+                in_flight=in_flight,
+                max_seconds=max_seconds,
+            )
+        result.cpu = used
+        return result
 
 
 if __name__ == "__main__":
-    import os
-
     result = measure(os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"))
     print(f"{result.rate:.0f} calls/s ({result.operations} in {result.seconds:.2f} s)")

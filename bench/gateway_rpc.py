@@ -35,7 +35,7 @@ from typing import Any
 
 import bcrypt
 
-from bench import amqp_echo, profiling, seeding
+from bench import amqp_echo, cpu, profiling, seeding
 from bench.http_load import KeepAliveClient, Request, closed_loop, open_loop
 from bench.resources import (
     postgres_database,
@@ -194,6 +194,8 @@ def run(settings: Settings) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "system": f"{platform.system()} {platform.release()}",
+            # Other work on the machine skews every figure; this says how much.
+            "load_average_at_start": round(os.getloadavg()[0], 2),
         },
         "settings": asdict(settings),
     }
@@ -249,7 +251,11 @@ def measure_platform(
     closed_loop(HOST, port, lambda _: me, settings.read_clients, 2.0, 5000)
 
     say(f"GET /api/v1/me, {settings.read_clients} clients")
-    with profiling.sampling(pids, "read", settings.read_seconds, profile_dir):
+    counted = {**pids, "bench": os.getpid()}
+    with (
+        profiling.sampling(pids, "read", settings.read_seconds, profile_dir),
+        cpu.accounting(counted) as used,
+    ):
         read = closed_loop(
             HOST,
             port,
@@ -258,6 +264,7 @@ def measure_platform(
             settings.read_seconds,
             max_requests=int(settings.read_seconds * 5000),
         )
+    read.cpu = used
     results["read"] = read.as_dict()
 
     say(f"GET /api/v1/me at {settings.paced_rate:.0f} req/s")
@@ -269,8 +276,12 @@ def measure_platform(
     results["read_light_idle"] = idle.as_dict()
 
     say(f"logins, {settings.login_clients} clients, with /me beside them")
-    with profiling.sampling(pids, "logins", settings.login_seconds, profile_dir):
+    with (
+        profiling.sampling(pids, "logins", settings.login_seconds, profile_dir),
+        cpu.accounting(counted) as used,
+    ):
         logins, busy = logins_with_reads(settings, port, me, login_users)
+    logins.cpu = used
     results["logins"] = logins.as_dict()
     results["read_light_during_logins"] = busy.as_dict()
     return results
@@ -405,7 +416,9 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {results['machine']['cores']} cores, Python "
         f"{results['machine']['python']}, {results['machine']['system']}; "
-        f"{results['date']}",
+        f"{results['date']}; load average {results['machine']['load_average_at_start']}"
+        f" at start, {results['machine']['load_average_at_end']} at end; CPU "
+        f"{results['machine'].get('busy_before_start', 0):.0%} busy before start",
     ]
     knobs = results["settings"]["platform_env"]
     if knobs:
@@ -419,7 +432,24 @@ def table(results: dict[str, Any]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     lines.append(errors_line(results))
+    lines.extend(cpu_lines(results))
     return "\n".join(lines)
+
+
+def cpu_lines(results: dict[str, Any]) -> list[str]:
+    """CPU milliseconds per call or request, by process, for each loaded phase."""
+    phases = [
+        ("raw AMQP call", results["amqp"]),
+        ("GET /api/v1/me", results["read"]),
+        ("login (with /me beside)", results["logins"]),
+    ]
+    lines = ["CPU ms per operation (machine_busy: all cores; others: the rest):"]
+    for label, phase in phases:
+        per = phase.get("cpu_ms_per_operation") or {}
+        if per:
+            parts = ", ".join(f"{name} {value:.2f}" for name, value in per.items())
+            lines.append(f"  {label}: {parts}")
+    return lines
 
 
 def errors_line(results: dict[str, Any]) -> str:
@@ -428,6 +458,22 @@ def errors_line(results: dict[str, Any]) -> str:
         parts.append(f"{key} {results[key]['errors']}")
     parts.append(f"during logins {results['read_light_during_logins']['errors']}")
     return "Errors (non-2xx, failed or abandoned): " + ", ".join(parts)
+
+
+def wait_for_quiet(limit: float, max_busy: float = 0.25) -> float:
+    """Wait up to ``limit`` seconds for the machine's CPU to be mostly idle
+    (other work skews every figure); return the busy fraction last seen."""
+    deadline = time.monotonic() + limit
+    while True:
+        before = cpu.snapshot({})
+        time.sleep(2.0)
+        after = cpu.snapshot({})
+        busy = (after["machine_busy"][0] - before["machine_busy"][0]) / max(
+            after["machine_total"][0] - before["machine_total"][0], 1e-9
+        )
+        if busy <= max_busy or time.monotonic() >= deadline:
+            return busy
+        say(f"the machine is {busy:.0%} busy with other work; waiting for quiet")
 
 
 def say(message: str) -> None:
@@ -448,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
         help="environment for the service processes, e.g. MAX_WORKERS=64",
     )
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="wait up to this long for other work on the machine to finish",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the services with py-spy during the read and login phases",
@@ -462,10 +515,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with raise_on_sigterm():
+            busy = wait_for_quiet(args.wait_quiet)
             results = run(settings)
+            results["machine"]["busy_before_start"] = round(busy, 2)
     except KeyboardInterrupt:
         print("interrupted; every process and resource of the run was removed")
         return 130
+    results["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
     results["verdicts"] = verdicts(results)
 
     print(table(results))

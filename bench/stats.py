@@ -29,13 +29,30 @@ class Throughput:
     errors: int
     seconds: float
     statuses: dict[str, int] = field(default_factory=dict)
+    # CPU seconds used meanwhile, per process (see bench.cpu); may be empty.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.operations / self.seconds if self.seconds > 0 else 0.0
 
+    def cpu_ms_per_operation(self) -> dict[str, float]:
+        """CPU milliseconds per completed operation, per process."""
+        if not self.operations:
+            return {}
+        skip = {"machine_total", "wall"}
+        return {
+            name: round(seconds * 1000 / self.operations, 3)
+            for name, seconds in self.cpu.items()
+            if name not in skip
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rate": round(self.rate, 2)}
+        return {
+            **asdict(self),
+            "rate": round(self.rate, 2),
+            "cpu_ms_per_operation": self.cpu_ms_per_operation(),
+        }
 
 
 @dataclass
