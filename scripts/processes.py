@@ -58,15 +58,16 @@ class Platform:
     def start(self, names: list[str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names or list(PROCESS_MODULES):
-            log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open by the child)
-            self.processes[name] = subprocess.Popen(
-                nameko_command(PROCESS_MODULES[name]),
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with open(self.log_dir / f"{name}.log", "ab") as log:
+                # The child keeps its own copy of the file descriptor.
+                self.processes[name] = subprocess.Popen(
+                    nameko_command(PROCESS_MODULES[name]),
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the gateway's /ready answers 200, or raise."""

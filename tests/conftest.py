@@ -7,15 +7,26 @@ RabbitMQ gets its own vhost from nameko's pytest plugin (``rabbit_config``).
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
+# nameko 2.14's pytest plugin no longer monkey-patches; do it here, first,
+# before anything opens a socket. eventlet warns about its own deprecation on
+# import, which the strict warning filter would turn into an error.
+import warnings
 
-import psycopg2
-import pytest
-from psycopg2 import sql
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import eventlet
 
-from plumbing import migrations
+eventlet.monkey_patch()
+
+import os  # noqa: E402 (after monkey_patch)
+import uuid  # noqa: E402 (after monkey_patch)
+from collections.abc import Callable, Iterator  # noqa: E402 (after monkey_patch)
+
+import psycopg2  # noqa: E402 (after monkey_patch)
+import pytest  # noqa: E402 (after monkey_patch)
+from psycopg2 import sql  # noqa: E402 (after monkey_patch)
+
+from plumbing import migrations  # noqa: E402 (after monkey_patch)
 
 ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

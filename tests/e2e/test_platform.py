@@ -1,0 +1,237 @@
+"""End to end: the services as separate processes, driven over HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+# Every secret a test handles; the last test greps the logs for all of them.
+SEEN_SECRETS: set[str] = set()
+
+
+def _remember(client: Any) -> Any:
+    SEEN_SECRETS.update({client.tokens["access_token"], client.tokens["refresh_token"]})
+    return client
+
+
+def _outbox_payloads(platform: Any) -> list[dict[str, Any]]:
+    dsn = platform.env["AUTH_DATABASE_URL"].replace("postgresql+psycopg2", "postgresql")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT payload FROM outbox ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _wait_for(predicate: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_demo_staff_member_signs_in_and_reads_their_own_record(login: Any) -> None:
+    """A seeded teacher logs in with the printed password and reads /me."""
+    teacher = _remember(login("riverside.teacher"))
+
+    response = teacher.get("/me")
+
+    assert response.status_code == 200
+    assert response.json()["username"] == "riverside.teacher"
+    assert {r["role"] for r in response.json()["roles"]} == {"staff"}
+
+
+def test_request_id_follows_the_request_into_auth_logs_and_events(
+    platform: Any,
+) -> None:
+    """X-Request-ID comes back, and reaches auth's log line and its event."""
+    request_id = f"e2e-{uuid.uuid4().hex}"
+    password = platform.credentials["hillcrest.teacher"]
+    SEEN_SECRETS.add(password)
+
+    response = requests.post(
+        f"{platform.base_url}/api/v1/auth/login",
+        json={"username": "hillcrest.teacher", "password": password},
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == request_id
+    SEEN_SECRETS.update(
+        {response.json()["access_token"], response.json()["refresh_token"]}
+    )
+    logged = _wait_for(lambda: request_id in platform.tail("auth", 400))
+    assert logged, "auth never logged the request id"
+    events = [p for p in _outbox_payloads(platform) if p["request_id"] == request_id]
+    assert [e["type"] for e in events] == ["auth.login_succeeded"]
+
+
+def test_a_request_id_is_made_when_the_client_sends_none(platform: Any) -> None:
+    """With no X-Request-ID the gateway makes one and returns it."""
+    response = requests.get(f"{platform.base_url}/health", timeout=5)
+
+    assert response.status_code == 200
+    assert re.fullmatch(r"[A-Za-z0-9._-]{8,128}", response.headers["X-Request-ID"])
+
+
+def test_school_admin_gets_404_for_another_schools_user_and_it_is_recorded(
+    platform: Any, login: Any
+) -> None:
+    """Another school's user is 404 to a school admin, and authz.denied is emitted."""
+    other = _remember(login("hillcrest.teacher")).user["id"]
+    admin = _remember(login("riverside.admin"))
+
+    response = admin.get(f"/users/{other}")
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "NOT_FOUND"
+    denials = [
+        p
+        for p in _outbox_payloads(platform)
+        if p["type"] == "authz.denied" and p["subject"]["id"] == other
+    ]
+    assert denials and denials[-1]["actor"]["user_id"] == admin.user["id"]
+
+
+def test_trust_admin_sees_users_of_every_school_in_the_trust(login: Any) -> None:
+    """A trust admin lists users across the trust's schools."""
+    trust_admin = _remember(login("trust.admin"))
+
+    response = trust_admin.get("/users", params={"limit": 100})
+
+    assert response.status_code == 200
+    usernames = {u["username"] for u in response.json()["items"]}
+    assert {"riverside.teacher", "hillcrest.teacher"} <= usernames
+
+
+def test_admin_creates_a_user_who_can_then_sign_in(platform: Any, login: Any) -> None:
+    """A school admin creates a staff member with a password; they log in."""
+    admin = _remember(login("riverside.admin"))
+    password = "a long enough passphrase for e2e"
+    SEEN_SECRETS.add(password)
+
+    created = admin.post(
+        "/users",
+        json={
+            "username": "new.starter",
+            "given_name": "Nia",
+            "family_name": "Jones",
+            "email": "nia.jones@demo.invalid",
+            "org_id": admin.user["org_id"],
+            "roles": [{"role": "staff", "org_id": admin.user["org_id"]}],
+            "password": password,
+        },
+    )
+    assert created.status_code == 201, created.text
+
+    platform.credentials["new.starter"] = password
+    assert _remember(login("new.starter")).get("/me").json()["given_name"] == "Nia"
+
+
+def test_bad_input_gets_problem_documents_not_500(login: Any) -> None:
+    """Unknown fields, bad limits and junk bodies get 4xx problem documents."""
+    admin = _remember(login("riverside.admin"))
+
+    unknown = admin.post("/users", json={"username": "x", "is_root": True})
+    too_many = admin.get("/users", params={"limit": 101})
+    junk = admin.post(
+        "/users", data=b"\xff{not json", headers={"Content-Type": "application/json"}
+    )
+
+    assert unknown.status_code == 422
+    assert "is_root" in unknown.json()["errors"]
+    assert too_many.status_code == 422
+    assert junk.status_code == 400
+    for response in (unknown, too_many, junk):
+        assert response.json()["code"]
+
+
+def test_logout_refuses_the_sessions_token_within_a_second(login: Any) -> None:
+    """After logout the same access token is refused within one second."""
+    teacher = _remember(login("riverside.teacher"))
+    assert teacher.get("/me").status_code == 200
+
+    assert teacher.post("/auth/logout").status_code == 204
+    started = time.monotonic()
+    refused = _wait_for(lambda: teacher.get("/me").status_code == 401, timeout=1.0)
+
+    assert refused, "the logged-out token still worked after a second"
+    assert time.monotonic() - started < 1.5
+
+
+def test_password_reset_code_arrives_in_the_mailbox_and_works_once(
+    platform: Any, login: Any
+) -> None:
+    """A reset code delivered to the mailbox sets a new password, once."""
+    user_id = _remember(login("hillcrest.manager")).user["id"]
+    base = f"{platform.base_url}/api/v1/auth"
+
+    asked = requests.post(
+        f"{base}/password-reset", json={"login": "hillcrest.manager"}, timeout=10
+    )
+    assert asked.status_code in (200, 202, 204)
+    mailbox = Path(platform.env["DATA_DIR"]) / "mailbox" / f"{user_id}.txt"
+    _wait_for(mailbox.exists)
+    code = re.search(r"^\s{4}(\S+)$", mailbox.read_text(), re.M).group(1)
+    new_password = "correct horse battery staple e2e"
+    SEEN_SECRETS.update({code, new_password})
+
+    first = requests.post(
+        f"{base}/password-reset/confirm",
+        json={"code": code, "new_password": new_password},
+        timeout=10,
+    )
+    again = requests.post(
+        f"{base}/password-reset/confirm",
+        json={"code": code, "new_password": new_password + "!"},
+        timeout=10,
+    )
+
+    assert first.status_code in (200, 204), first.text
+    assert again.status_code == 400
+    platform.credentials["hillcrest.manager"] = new_password
+    assert _remember(login("hillcrest.manager")).get("/me").status_code == 200
+    assert all(code not in str(p) for p in _outbox_payloads(platform))
+
+
+def test_stopped_service_gives_503_or_504_and_ready_says_so(
+    platform: Any, login: Any
+) -> None:
+    """With auth stopped, reads fail fast with 503/504 and /ready is 503."""
+    teacher = _remember(login("riverside.teacher"))
+    platform.stop(["auth"])
+    try:
+        started = time.monotonic()
+        response = teacher.get("/me")
+        elapsed = time.monotonic() - started
+        ready = requests.get(f"{platform.base_url}/ready", timeout=10)
+    finally:
+        platform.start(["auth"])
+        platform.wait_ready(timeout=60)
+
+    assert response.status_code in (503, 504)
+    assert elapsed < 7, "the gateway waited longer than its RPC timeout"
+    assert ready.status_code == 503
+    assert teacher.get("/me").status_code == 200
+
+
+def test_logs_never_contain_passwords_tokens_or_reset_codes(platform: Any) -> None:
+    """Grep every process's captured log for every secret the tests handled."""
+    SEEN_SECRETS.update(platform.credentials.values())
+    logs = platform.logs()
+
+    assert logs, "no logs were captured"
+    leaked = sorted(s for s in SEEN_SECRETS if s and s in logs)
+    assert not leaked, f"{len(leaked)} secrets reached a log line"
