@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, func, select
 
 from plumbing.database import ServiceSession
@@ -37,6 +38,8 @@ RESET_CODE_TTL = timedelta(minutes=30)
 MAX_LOGIN_LENGTH = 254
 
 Deliver = Callable[[dict[str, Any], str, datetime], None]
+
+log = structlog.get_logger()
 
 
 def login(
@@ -65,6 +68,7 @@ def login(
             actor=actor,
         )
         db.commit()
+        log.warning("login_throttled", ip=ip)
         raise LoginThrottled()
 
     user = _find_by_username(db, username)
@@ -89,6 +93,7 @@ def login(
             actor=actor,
         )
         db.commit()
+        log.info("login_failed", reason=reason, user_id=actor["user_id"], ip=ip)
         raise InvalidCredentials()
 
     assert user is not None and isinstance(password, str)
@@ -125,6 +130,7 @@ def _refusal(
             data={"locked_until": user.locked_until.isoformat()},
             actor=actor,
         )
+        log.warning("account_locked", user_id=user.id)
     return events.REASON_BAD_PASSWORD
 
 
@@ -294,6 +300,7 @@ def request_password_reset(
         "given_name": user.given_name,
     }
     deliver(recipient, code, expires_at)
+    log.info("password_reset_code_sent", user_id=user.id)
     return {}
 
 

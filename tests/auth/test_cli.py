@@ -88,3 +88,15 @@ def test_the_cli_runs_as_a_module(auth_db_url):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_migrate_brings_a_new_database_to_the_latest_schema(tmp_path, capsys):
+    """migrate creates every auth table, here on the SQLite laptop default."""
+    url = f"sqlite:///{tmp_path / 'auth.sqlite3'}"
+    assert main(["--database-url", url, "migrate"]) == 0
+    assert (
+        main(["--database-url", url, "create-org", "--kind", "trust", "--name", "T"])
+        == 0
+    )
+    assert main(["--database-url", url, "list-orgs"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("\tT")

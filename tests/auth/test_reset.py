@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from services.auth import accounts, events
+from services.auth import accounts, events, sessions
 from services.auth.dependencies import write_to_mailbox
-from services.auth.exceptions import InvalidCredentials, InvalidResetCode, WeakPassword
+from services.auth.exceptions import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidResetCode,
+    WeakPassword,
+)
 
 from .conftest import PASSWORD, SECRET, T0, outbox
 
@@ -69,7 +74,15 @@ def test_a_reset_code_sets_a_new_password_and_ends_every_session(db, world):
     assert revoked["reason"] == "password_reset"
     assert len(revoked["session_ids"]) == 1
     assert outbox(db, events.PASSWORD_RESET_COMPLETED)
-    assert old
+    with pytest.raises(InvalidRefreshToken):
+        sessions.refresh(
+            db,
+            refresh_token=old["refresh_token"],
+            ip=None,
+            user_agent=None,
+            secret=SECRET,
+            now=T0 + timedelta(minutes=7),
+        )
 
 
 def test_a_reset_code_works_only_once(db, world):

@@ -15,6 +15,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import Rpc
 from nameko.testing.services import replace_dependencies
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from plumbing import topology
 from plumbing.errors import from_remote
@@ -259,3 +260,25 @@ def test_outbox_rows_are_marked_sent_by_the_relay(auth_container, auth_rpc, worl
             break
         eventlet.sleep(0.1)
     assert list(pending) == []
+
+
+def test_passwords_and_reset_codes_never_reach_a_log_line(
+    auth_container, auth_rpc, world
+):
+    """Logs written during logins and a reset hold no password and no code."""
+    sent = []
+    replace_dependencies(
+        auth_container, deliver_reset_code=lambda *message: sent.append(message)
+    )
+    auth_container.start()
+    with capture_logs() as logs, auth_rpc() as auth:
+        with pytest.raises(RemoteError):
+            auth.login("tom", "a wrong but secret guess", "10.9.0.7", "pytest")
+        auth.login("tom", PASSWORD, "10.9.0.7", "pytest")
+        auth.request_password_reset("tom", "10.9.0.7", "pytest")
+        auth.reset_password(sent[0][1], "the newest passphrase", "10.9.0.7", "ua")
+    written = repr(logs)
+    assert {"login_failed", "login_succeeded"} <= {line["event"] for line in logs}
+    for secret in (PASSWORD, "a wrong but secret guess", sent[0][1]):
+        assert secret not in written
+    assert "the newest passphrase" not in written
