@@ -26,8 +26,8 @@ from services.auth.exceptions import ImportInvalid
 from services.auth.models import Organisation, User
 from services.auth.organisations import family
 from services.auth.roles import ROLES, TRUST_ADMIN
-from services.auth.schemas import ImportRowSchema
-from services.auth.users import insert_user, managed_org
+from services.auth.schemas import ImportRowSchema, dump_user
+from services.auth.users import announce_created, insert_user, managed_org
 
 COLUMNS = (
     "username",
@@ -58,7 +58,12 @@ def import_users(
     created: dict[str, User] = {}
     for values, grants, _manager in checked:
         created[values["username"]] = insert_user(
-            db, dict(values, line_manager_id=None), grants, password_hash=None, now=now
+            db,
+            dict(values, line_manager_id=None),
+            grants,
+            password_hash=None,
+            now=now,
+            announce=False,
         )
     for values, _grants, manager in checked:
         if manager:
@@ -67,6 +72,9 @@ def import_users(
             )
             assert boss is not None
             created[values["username"]].line_manager_id = boss.id
+    db.flush()
+    for user in created.values():
+        announce_created(db, user)
     ids = [user.id for user in created.values()]
     db.emit(
         events.USERS_IMPORTED,
@@ -76,7 +84,7 @@ def import_users(
         data={"count": len(ids), "user_ids": ids},
     )
     db.commit()
-    return {"imported": len(ids), "user_ids": ids}
+    return {"imported": len(ids), "users": [dump_user(u) for u in created.values()]}
 
 
 def _parse(csv_text: object) -> list[dict[str, str]]:

@@ -236,7 +236,8 @@ class AuthService:
         self, caller: Identity, org_id: str, csv_text: str
     ) -> dict[str, Any]:
         """A school or trust admin covering ``org_id``: create users from CSV,
-        all or none (IMPORT_INVALID lists every problem by row). Emits
+        all or none (IMPORT_INVALID lists every problem by row). Answers
+        ``{imported, users}``. Emits
         ``auth.user_created`` per user and ``auth.users_imported``."""
         return importer.import_users(self.db, caller, org_id, csv_text, now=self.now())
 
@@ -250,5 +251,6 @@ class AuthService:
     @authenticated
     def revoke_sessions(self, caller: Identity, user_id: str) -> dict[str, Any]:
         """The user themself, or a school or trust admin covering them: end
-        every session of the user. Emits ``auth.sessions_revoked``."""
+        every session of the user; answers ``{revoked, session_ids}``. Emits
+        ``auth.sessions_revoked``."""
         return users.revoke_user_sessions(self.db, caller, user_id, now=self.now())

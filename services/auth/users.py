@@ -168,9 +168,10 @@ def insert_user(
     password_hash: str | None,
     now: datetime,
     actor: dict[str, Any] | None = None,
+    announce: bool = True,
 ) -> User:
-    """Add a checked user with their roles and emit ``auth.user_created`` and
-    ``auth.role_granted``; the caller commits."""
+    """Add a checked user with their roles and, unless told not to, announce
+    them (see :func:`announce_created`); the caller commits."""
     user = User(
         **values,
         active=True,
@@ -185,6 +186,16 @@ def insert_user(
     ]
     db.add(user)
     db.flush()
+    if announce:
+        announce_created(db, user, actor)
+    return user
+
+
+def announce_created(
+    db: ServiceSession, user: User, actor: dict[str, Any] | None = None
+) -> None:
+    """Emit ``auth.user_created`` with every field, and ``auth.role_granted``
+    for each role."""
     after = snapshot(user)
     db.emit(
         events.USER_CREATED,
@@ -196,7 +207,6 @@ def insert_user(
     )
     for grant in after["roles"]:
         _emit_role(db, events.ROLE_GRANTED, user, grant, actor)
-    return user
 
 
 def _unique(grants: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -349,7 +359,7 @@ def revoke_user_sessions(
         user = managed_user(db, caller, user_id, "auth.revoke_sessions")
     ended = sessions.revoke_all(db, user, reason=sessions.REASON_REVOKED, now=now)
     db.commit()
-    return {"session_ids": ended}
+    return {"revoked": len(ended), "session_ids": ended}
 
 
 def get_user(db: ServiceSession, caller: Identity, user_id: object) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def test_a_clean_file_imports_every_user_with_events(db, world):
     )
     answer = run(db, identity_of(db, world.elm_admin), world.elm, rows)
     assert answer["imported"] == 3
+    assert [user["username"] for user in answer["users"]] == ["bob", "cat", "dan"]
 
     cat = db.query(User).filter_by(username="cat").one()
     bob = db.query(User).filter_by(username="bob").one()
@@ -39,6 +40,8 @@ def test_a_clean_file_imports_every_user_with_events(db, world):
     assert [g.role for g in cat.roles] == ["staff"]
     assert cat.password_hash is None
     assert len(outbox(db, events.USER_CREATED)) - 7 == 3  # 7 seeded users
+    cat_created = outbox(db, events.USER_CREATED)[-2]
+    assert cat_created["changes"]["line_manager_id"]["after"] == bob.id
     imported = outbox(db, events.USERS_IMPORTED)
     assert imported[0]["data"]["count"] == 3
 

@@ -162,6 +162,7 @@ def test_an_admin_revoking_sessions_ends_every_session_of_the_user(db, world):
     admin = identity_of(db, world.elm_admin)
     answer = users.revoke_user_sessions(db, admin, world.elm_teacher.id, now=T0)
     assert sorted(answer["session_ids"]) == sorted([one.id, two.id])
+    assert answer["revoked"] == 2
     event = outbox(db, events.SESSIONS_REVOKED)[0]
     assert event["data"]["reason"] == "revoked"
 
