@@ -143,6 +143,25 @@ def check_grants(
         raise ValidationFailed(fields={"roles": problems})
 
 
+def check_revocable(
+    db: ServiceSession,
+    caller: Identity,
+    user: User,
+    grants: list[dict[str, str]],
+    action: str,
+) -> None:
+    """Refuse taking away a role the caller could not have granted: one held at
+    an organisation outside their scope, or trust_admin by a non-trust admin."""
+    wanted = {(g["role"], g["org_id"]) for g in grants}
+    for grant in user.roles:
+        if (grant.role, grant.org_id) in wanted:
+            continue
+        if grant.org_id not in manageable_orgs(caller):
+            raise _refuse(db, caller, "organisation", grant.org_id, action)
+        if grant.role == TRUST_ADMIN and not caller.has_role(TRUST_ADMIN, grant.org_id):
+            raise _refuse(db, caller, "organisation", grant.org_id, action, Forbidden)
+
+
 def check_username_free(db: ServiceSession, username: str) -> None:
     if db.scalar(select(User.id).where(User.username == username)) is not None:
         raise UsernameTaken(fields={"username": ["Already in use."]})
@@ -274,8 +293,13 @@ def update_user(
     if "line_manager_id" in values:
         check_line_manager(db, values["line_manager_id"], family(db, org), user.id)
     grants = values.pop("roles", None)
+    if grants is None and org.id != user.org_id:
+        raise ValidationFailed(
+            fields={"roles": ["Give the user's roles at the new organisation."]}
+        )
     if grants is not None:
         check_grants(db, caller, org, grants, "auth.update_user")
+        check_revocable(db, caller, user, grants, "auth.update_user")
 
     before = snapshot(user)
     for key, value in values.items():

@@ -212,3 +212,36 @@ def test_the_role_catalogue_describes_six_roles():
         "auditor",
     }
     assert all(roles.values())
+
+
+def test_a_school_admin_cannot_take_away_a_trust_admin_role(db, world):
+    """Replacing the roles of an Elm member who is trust_admin is refused."""
+    trust_admin = identity_of(db, world.trust_admin)
+    roles = [
+        {"role": "staff", "org_id": world.elm.id},
+        {"role": "trust_admin", "org_id": world.trust.id},
+    ]
+    users.update_user(db, trust_admin, world.elm_teacher.id, {"roles": roles}, now=T0)
+    school_admin = identity_of(db, world.elm_admin)
+    demote = {"roles": roles[:1]}
+    with pytest.raises(NotFound):
+        users.update_user(db, school_admin, world.elm_teacher.id, demote, now=T0)
+    assert outbox(db, events.ROLE_REVOKED) == []
+
+
+def test_moving_a_user_to_another_school_needs_their_new_roles(db, world):
+    """A move without roles is refused; with roles it is one user_updated."""
+    admin = identity_of(db, world.trust_admin)
+    with pytest.raises(ValidationFailed):
+        users.update_user(
+            db, admin, world.elm_teacher.id, {"org_id": world.ash.id}, now=T0
+        )
+    move = {
+        "org_id": world.ash.id,
+        "line_manager_id": None,
+        "roles": [{"role": "staff", "org_id": world.ash.id}],
+    }
+    moved = users.update_user(db, admin, world.elm_teacher.id, move, now=T0)
+    assert moved["org_id"] == world.ash.id
+    changes = outbox(db, events.USER_UPDATED)[0]["changes"]
+    assert set(changes) == {"org_id", "line_manager_id", "roles"}
