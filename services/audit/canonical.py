@@ -11,6 +11,7 @@ at any size (RFC 8785 would first turn them into IEEE doubles).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -40,9 +41,47 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 def canonical_text(value: Any) -> str:
+    """The canonical form as text.
+
+    Fast path: with no float anywhere, ``json.dumps`` with sorted keys, no
+    whitespace and ``ensure_ascii=False`` writes exactly the canonical form
+    (it escapes the same characters the same way, in lower-case hex), as
+    long as the text is ASCII (so that code-point order of member names is
+    UTF-16 order). Anything else goes through the reference writer below.
+    """
+    if not _has_float(value):
+        try:
+            text = json.dumps(
+                value,
+                ensure_ascii=False,
+                sort_keys=True,
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+        except (TypeError, ValueError):
+            text = None
+        if text is not None and text.isascii():
+            return text
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
+
+
+def reference_text(value: Any) -> str:
+    """The canonical form by the reference writer alone (for tests)."""
+    parts: list[str] = []
+    _write(value, parts)
+    return "".join(parts)
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_float(item) for item in value)
+    return False
 
 
 def _write(value: Any, out: list[str]) -> None:
