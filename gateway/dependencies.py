@@ -29,8 +29,10 @@ from plumbing.tokens import verify_access_token
 
 log = structlog.get_logger()
 
-# Every service /ready asks for ``ping``; later issues add theirs here.
-READY_SERVICES: tuple[str, ...] = ("auth",)
+# Every service /ready asks for ``ping``; later issues add theirs here. The
+# container config key ``READY_SERVICES`` (comma-separated) overrides it, for
+# a deployment or a test that runs only some services.
+READY_SERVICES: tuple[str, ...] = ("auth", "audit")
 READY_TIMEOUT = 2.0
 
 # A revoked session's access tokens live at most 15 minutes; keep a margin.
@@ -338,6 +340,11 @@ class ReadinessProbe(RpcProxy):
 
     def setup(self) -> None:
         self.amqp_uri = self.container.config["AMQP_URI"]
+        configured = self.container.config.get("READY_SERVICES")
+        if configured:
+            self.services = tuple(
+                name.strip() for name in str(configured).split(",") if name.strip()
+            )
 
     def get_dependency(self, worker_ctx: Any) -> _Probe:
         return _Probe(self, worker_ctx)

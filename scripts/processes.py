@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # nameko module of each process, in start order; the gateway comes last.
 PROCESS_MODULES = {
     "auth": "services.auth.service",
+    "audit": "services.audit.service",
     "gateway": "gateway.service",
 }
 

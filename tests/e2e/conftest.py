@@ -42,10 +42,12 @@ def platform(
     """auth and the gateway running, the demo trust seeded."""
     data_dir: Path = tmp_path_factory.mktemp("e2e-data")
     name, auth_url = copy_database(database_templates("auth"), "auth")
+    audit_name, audit_url = copy_database(database_templates("audit"), "audit")
     env = platform_env(
         {
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{e2e_vhost}",
             "AUTH_DATABASE_URL": auth_url,
+            "AUDIT_DATABASE_URL": audit_url,
             "JWT_SECRET": uuid.uuid4().hex,
             "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
             "DATA_DIR": str(data_dir),
@@ -75,6 +77,7 @@ def platform(
     finally:
         platform.stop()
         drop_database(name)
+        drop_database(audit_name)
 
 
 class Client:

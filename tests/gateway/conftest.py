@@ -60,6 +60,8 @@ def gateway_config(rabbit_config: dict[str, Any]) -> dict[str, Any]:
             "JWT_SECRET": SECRET,
             "RPC_TIMEOUT": 3,
             "serializer": "json",
+            # These tests run auth (or its fake) only.
+            "READY_SERVICES": "auth",
         }
     )
     return config
