@@ -14,7 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Services that run nameko and may be scaled with --scale.
-NAMEKO_SERVICES = ("auth", "gateway")
+NAMEKO_SERVICES = ("auth", "audit", "gateway")
+# Services that own a database.
+DATA_SERVICES = ("auth", "audit")
 
 
 def _compose_config(**env: str) -> subprocess.CompletedProcess[str]:
@@ -70,6 +72,7 @@ def test_the_jwt_secret_has_no_default() -> None:
         ("rabbitmq", "rabbitmq-diagnostics"),
         ("postgres", "pg_isready"),
         ("auth", "rpc_ping.py"),
+        ("audit", "rpc_ping.py"),
         ("gateway", "/health"),
     ],
 )
@@ -89,14 +92,15 @@ def test_services_start_in_order_of_health(compose: dict[str, Any]) -> None:
     assert services["migrate"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"}
     }
-    assert services["auth"]["depends_on"] == {
-        "rabbitmq": {"condition": "service_healthy"},
-        "postgres": {"condition": "service_healthy"},
-        "migrate": {"condition": "service_completed_successfully"},
-    }
+    for service in DATA_SERVICES:
+        assert services[service]["depends_on"] == {
+            "rabbitmq": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"},
+        }
     assert services["gateway"]["depends_on"] == {
         "rabbitmq": {"condition": "service_healthy"},
-        "auth": {"condition": "service_healthy"},
+        **{name: {"condition": "service_healthy"} for name in DATA_SERVICES},
     }
 
 
@@ -174,15 +178,16 @@ def test_each_service_runs_its_nameko_module_like_the_local_runner(
 def test_services_get_their_settings_from_the_environment(
     compose: dict[str, Any], service: str
 ) -> None:
-    """Broker, secret and JSON logs are set; auth gets its PostgreSQL database."""
+    """Broker, secret and JSON logs are set; each data service gets its database."""
     env = compose["services"][service]["environment"]
 
     assert env["AMQP_URI"].startswith("amqp://")
     assert env["JWT_SECRET"] == "test-secret"
     assert env["LOG_FORMAT"] == "json"
-    if service == "auth":
-        assert env["AUTH_DATABASE_URL"].startswith("postgresql+psycopg2://")
-        assert env["AUTH_DATABASE_URL"].endswith("@postgres:5432/auth")
+    if service in DATA_SERVICES:
+        url = env[f"{service.upper()}_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg2://")
+        assert url.endswith(f"@postgres:5432/{service}")
 
 
 def test_the_postgres_init_script_creates_a_database_per_service() -> None:
