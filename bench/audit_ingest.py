@@ -13,9 +13,24 @@ Prints, from one run on this machine, side by side:
 - a burst of 10,000 events: the seconds from the last publish until the
   queue is empty and every event is stored (at most 10 s).
 
-Rates are events divided by the seconds from the first publish to the last
-message acknowledged (raw) or stored (audit). Everything runs on loopback,
-every loop is bounded, and the vhosts and database are removed at the end.
+Two modes, printed side by side:
+
+- **live**: the consumer runs while the four publishers publish; the rate is
+  events divided by the seconds from the first publish to the last message
+  acknowledged (raw) or stored (audit). On a small machine the publishers
+  share the CPU with the consumer, so this caps both figures.
+- **backlog**: the four publishers first fill the queue with the events while
+  no consumer runs; then the consumer starts (raw, then audit, each on its
+  own identical backlog in its own vhost) and the rate is events divided by
+  the seconds from the moment it subscribed to the last message acknowledged
+  or stored. This measures consumption alone.
+
+Each threshold of the issue is printed with PASS or FAIL, and ``main``
+writes every figure to ``bench/results/audit_ingest.json``. With
+``--profile`` (py-spy installed by hand, see :mod:`bench.profiling`), the
+audit process is sampled while it drains its backlog. Everything runs on
+loopback, every loop is bounded, and the vhosts and databases are removed at
+the end.
 """
 
 from __future__ import annotations
@@ -30,15 +45,23 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Consumer, Producer
 
-from bench.resources import postgres_database, rabbit_vhost, run_tag
+from bench import profiling
+from bench.resources import (
+    postgres_database,
+    rabbit_vhost,
+    raise_on_sigterm,
+    run_tag,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
 PUBLISHERS = 4
 PREFETCH = 1000
 
@@ -108,7 +131,11 @@ def _publish_all(amqp_uri: str, total: int) -> tuple[float, float]:
     return start, time.monotonic()
 
 
-def _raw_consume(amqp_uri: str, total: int, ready: Event, done: Any) -> None:
+def _raw_consume(
+    amqp_uri: str, total: int, ready: Event, started: Any, done: Any
+) -> None:
+    """Receive and acknowledge ``total`` messages; record (wall clock) when
+    the consumer subscribed and when the last message was acknowledged."""
     from plumbing import topology
 
     received = 0
@@ -121,6 +148,7 @@ def _raw_consume(amqp_uri: str, total: int, ready: Event, done: Any) -> None:
             message.ack()
             received += 1
 
+        started.value = time.time()
         with Consumer(channel, [topology.audit_queue()], on_message=on_message):
             ready.set()
             deadline = time.monotonic() + 300
@@ -129,7 +157,7 @@ def _raw_consume(amqp_uri: str, total: int, ready: Event, done: Any) -> None:
                     conn.drain_events(timeout=1)
                 except TimeoutError:
                     continue
-    done.value = time.monotonic()
+    done.value = time.time()
 
 
 @dataclass
@@ -143,20 +171,57 @@ class Rate:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+def _start_raw_consumer(amqp_uri: str, total: int) -> tuple[Any, Any, Any]:
+    context = multiprocessing.get_context("spawn")
+    ready, started, done = (
+        context.Event(),
+        context.Value("d", 0.0),
+        context.Value("d", 0.0),
+    )
+    consumer = context.Process(
+        target=_raw_consume,
+        args=(amqp_uri, total, ready, started, done),
+        daemon=True,
+    )
+    consumer.start()
+    if not ready.wait(30):
+        raise RuntimeError("the raw consumer did not subscribe")
+    return consumer, started, done
+
+
 def measure_raw(amqp_uri: str, total: int) -> Rate:
+    """Live: the raw consumer subscribed, then the publishers publish."""
     from plumbing import topology
 
     topology.declare(amqp_uri)
-    context = multiprocessing.get_context("spawn")
-    ready, done = context.Event(), context.Value("d", 0.0)
-    consumer = context.Process(
-        target=_raw_consume, args=(amqp_uri, total, ready, done), daemon=True
-    )
-    consumer.start()
-    ready.wait(30)
+    consumer, _, done = _start_raw_consumer(amqp_uri, total)
+    wall_offset = time.time() - time.monotonic()
     start, published = _publish_all(amqp_uri, total)
     consumer.join(timeout=300)
-    return Rate(total, done.value - start, published - start)
+    return Rate(total, done.value - wall_offset - start, published - start)
+
+
+def fill_backlog(amqp_uri: str, total: int) -> float:
+    """With no consumer, publish ``total`` events into the audit queue and
+    wait until the broker counts them all; returns the publishing seconds."""
+    from plumbing import topology
+
+    topology.declare(amqp_uri)
+    start, published = _publish_all(amqp_uri, total)
+    deadline = time.monotonic() + 60
+    while queue_depth(amqp_uri) < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {queue_depth(amqp_uri)} of {total} queued")
+        time.sleep(0.05)
+    return published - start
+
+
+def measure_raw_backlog(amqp_uri: str, total: int) -> Rate:
+    """Backlog: the raw consumer drains ``total`` queued events."""
+    publish_seconds = fill_backlog(amqp_uri, total)
+    consumer, started, done = _start_raw_consumer(amqp_uri, total)
+    consumer.join(timeout=300)
+    return Rate(total, done.value - started.value, publish_seconds)
 
 
 class AuditRun:
@@ -198,12 +263,24 @@ class AuditRun:
                 start_new_session=True,
             )
         deadline = time.monotonic() + 60
-        while "audit_ingest_consuming" not in self.log.read_text(errors="replace"):
+        while self.consuming_since() is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"audit did not start: {self.log.read_text()[-2000:]}"
                 )
-            time.sleep(0.2)
+            time.sleep(0.05)
+
+    def consuming_since(self) -> float | None:
+        """Wall-clock time of the log line saying the loop subscribed."""
+        for line in self.log.read_text(errors="replace").splitlines():
+            if "audit_ingest_consuming" not in line:
+                continue
+            try:
+                stamp = json.loads(line)["timestamp"]
+                return datetime.fromisoformat(stamp).timestamp()
+            except (ValueError, KeyError):
+                return time.time()
+        return None
 
     def stored(self) -> int:
         import psycopg2
@@ -214,6 +291,7 @@ class AuditRun:
             return int(cursor.fetchone()[0])
 
     def wait_stored(self, count: int, timeout: float = 300) -> float:
+        """Poll until ``count`` entries are stored; the monotonic time then."""
         deadline = time.monotonic() + timeout
         while self.stored() < count:
             if time.monotonic() > deadline:
@@ -239,7 +317,8 @@ def queue_depth(amqp_uri: str) -> int:
         return int(count)
 
 
-def measure(events: int = 20_000, burst: int = 10_000) -> dict[str, Any]:
+def measure_live(events: int, burst: int) -> dict[str, Any]:
+    """Live mode: rates while publishing, then the burst drain of the audit."""
     tag = run_tag()
     with rabbit_vhost(f"audit_raw_{tag}") as raw_uri:
         raw = measure_raw(raw_uri, events)
@@ -263,8 +342,6 @@ def measure(events: int = 20_000, burst: int = 10_000) -> dict[str, Any]:
         finally:
             run.stop()
     return {
-        "cores": os.cpu_count(),
-        "publishers": PUBLISHERS,
         "events": events,
         "raw_rate": round(raw.rate, 1),
         "raw_publish_seconds": round(raw.publish_seconds, 2),
@@ -278,39 +355,188 @@ def measure(events: int = 20_000, burst: int = 10_000) -> dict[str, Any]:
     }
 
 
+def measure_backlog(events: int, profile_dir: Path | None = None) -> dict[str, Any]:
+    """Backlog mode: raw, then audit, each drains its own queue of ``events``."""
+    tag = run_tag()
+    with rabbit_vhost(f"audit_rawq_{tag}") as raw_uri:
+        raw = measure_raw_backlog(raw_uri, events)
+    profiles: list[Path] = []
+    with (
+        rabbit_vhost(f"audit_svcq_{tag}") as audit_uri,
+        postgres_database("bench_auditq", tag) as db_url,
+        tempfile.TemporaryDirectory() as workdir,
+    ):
+        publish_seconds = fill_backlog(audit_uri, events)
+        expected = events / 1500 + 2  # py-spy needs its duration up front
+        run = AuditRun(audit_uri, db_url, Path(workdir))
+        try:
+            with profiling.sampling(
+                {"audit": run.proc.pid}, "audit-backlog", expected, profile_dir
+            ) as profiles:
+                run.wait_stored(events)
+                drained = time.time()
+            started = run.consuming_since() or drained
+            left = queue_depth(audit_uri)
+        finally:
+            run.stop()
+    audit = Rate(events, drained - started, publish_seconds)
+    result: dict[str, Any] = {
+        "events": events,
+        "raw_publish_seconds": round(raw.publish_seconds, 2),
+        "raw_drain_seconds": round(raw.seconds, 2),
+        "raw_rate": round(raw.rate, 1),
+        "audit_publish_seconds": round(audit.publish_seconds, 2),
+        "audit_drain_seconds": round(audit.seconds, 2),
+        "audit_rate": round(audit.rate, 1),
+        "audit_queue_left": left,
+        "ratio": round(audit.rate / raw.rate, 3) if raw.rate else 0.0,
+    }
+    if profiles:
+        result["profile"] = [str(path.relative_to(ROOT)) for path in profiles]
+    return result
+
+
+def verdicts(live: dict[str, Any] | None, backlog: dict[str, Any] | None) -> list:
+    """Each threshold of the issue against each measured mode, PASS or FAIL."""
+    found = []
+    for mode, figures in (("live", live), ("backlog", backlog)):
+        if not figures:
+            continue
+        found.append(
+            {
+                "mode": mode,
+                "check": "audit events/s >= 2000",
+                "value": figures["audit_rate"],
+                "pass": figures["audit_rate"] >= 2000,
+            }
+        )
+        found.append(
+            {
+                "mode": mode,
+                "check": "audit/raw ratio >= 0.5",
+                "value": figures["ratio"],
+                "pass": figures["ratio"] >= 0.5,
+            }
+        )
+    if live:
+        found.append(
+            {
+                "mode": "live",
+                "check": f"burst of {live['burst_events']}: queue empty <= 10 s "
+                "after the last publish",
+                "value": live["burst_drained_after_last_publish_s"],
+                "pass": live["burst_drained_after_last_publish_s"] <= 10,
+            }
+        )
+    if backlog:
+        seconds = 10_000 / backlog["audit_rate"] if backlog["audit_rate"] else None
+        found.append(
+            {
+                "mode": "backlog",
+                "check": "10,000 queued events drained <= 10 s (at the backlog rate)",
+                "value": round(seconds, 2) if seconds is not None else None,
+                "pass": seconds is not None and seconds <= 10,
+            }
+        )
+    return found
+
+
+def measure(
+    events: int = 20_000,
+    burst: int = 10_000,
+    modes: tuple[str, ...] = ("live", "backlog"),
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run the chosen modes; every figure, with the verdicts."""
+    live = measure_live(events, burst) if "live" in modes else None
+    backlog = measure_backlog(events, profile_dir) if "backlog" in modes else None
+    return {
+        "cores": os.cpu_count(),
+        "publishers": PUBLISHERS,
+        "prefetch": PREFETCH,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "live": live,
+        "backlog": backlog,
+        "verdicts": verdicts(live, backlog),
+    }
+
+
+def _row(label: str, live: Any, backlog: Any) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float) and value >= 100:
+            return f"{value:,.0f}"
+        return str(value)
+
+    return f"{label:36}{cell(live):>14}{cell(backlog):>14}"
+
+
+def report(result: dict[str, Any]) -> str:
+    """The figures as a table, both modes side by side, then the verdicts."""
+    live, backlog = result["live"] or {}, result["backlog"] or {}
+    lines = [
+        f"Audit ingestion, {result['cores']} cores, {result['publishers']} "
+        f"publishers, prefetch {result['prefetch']}, "
+        f"{live.get('events') or backlog.get('events')} events per run",
+        f"{'':36}{'live':>14}{'backlog':>14}",
+        _row(
+            "publishing (s), raw run",
+            live.get("raw_publish_seconds"),
+            backlog.get("raw_publish_seconds"),
+        ),
+        _row(
+            "publishing (s), audit run",
+            live.get("audit_publish_seconds"),
+            backlog.get("audit_publish_seconds"),
+        ),
+        _row("drain (s), raw", None, backlog.get("raw_drain_seconds")),
+        _row("drain (s), audit", None, backlog.get("audit_drain_seconds")),
+        _row("raw consumer events/s", live.get("raw_rate"), backlog.get("raw_rate")),
+        _row(
+            "audit service events/s", live.get("audit_rate"), backlog.get("audit_rate")
+        ),
+        _row("ratio audit/raw", live.get("ratio"), backlog.get("ratio")),
+    ]
+    if live:
+        lines.append(
+            f"live burst of {live['burst_events']}: published in "
+            f"{live['burst_publish_seconds']} s, queue empty and all stored "
+            f"{live['burst_drained_after_last_publish_s']} s after the last publish "
+            f"({live['burst_total_s']} s from the first)"
+        )
+    lines.append("")
+    for verdict in result["verdicts"]:
+        mark = "PASS" if verdict["pass"] else "FAIL"
+        lines.append(
+            f"{mark}  {verdict['mode']:8}{verdict['check']}: {verdict['value']}"
+        )
+    lines.append(f"load average after the run: {result['load_average_after']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.audit_ingest")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--mode", choices=("both", "live", "backlog"), default="both")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the audit backlog drain"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "audit_ingest.json")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.events, args.burst)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(
-        f"Audit ingestion, {result['cores']} cores, {PUBLISHERS} publishers, "
-        f"{result['events']} events"
-    )
-    print(f"{'':34}{'raw consumer':>16}{'audit service':>16}")
-    print(
-        f"{'events/s (first publish to last)':34}{result['raw_rate']:>16,.0f}"
-        f"{result['audit_rate']:>16,.0f}"
-    )
-    print(
-        f"{'publishing took (s)':34}{result['raw_publish_seconds']:>16}"
-        f"{result['audit_publish_seconds']:>16}"
-    )
-    print(
-        f"ratio audit/raw: {result['ratio']:.2f} (needs >= 0.5); "
-        f"audit {result['audit_rate']:,.0f}/s (needs >= 2,000)"
-    )
-    print(
-        f"burst of {result['burst_events']}: published in "
-        f"{result['burst_publish_seconds']} s, queue empty and all stored "
-        f"{result['burst_drained_after_last_publish_s']} s after the last publish "
-        f"({result['burst_total_s']} s from the first; needs <= 10 s)"
-    )
+    modes = ("live", "backlog") if args.mode == "both" else (args.mode,)
+    with raise_on_sigterm():
+        result = measure(
+            args.events,
+            args.burst,
+            modes,
+            RESULTS_DIR if args.profile else None,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2) if args.json else report(result))
     return 0
 
 
