@@ -110,8 +110,7 @@ def test_the_reviewee_cannot_be_their_own_reviewer(db, world):
 
 
 def test_only_an_admin_reassigns_and_only_to_their_own_staff(db, world):
-    """The reviewer gets NOT_YOUR_STEP; another school's admin NotFound; a
-    reviewer from Yew is UNKNOWN_STAFF."""
+    """The reviewer, another school's admin and a Yew reviewer are all refused."""
     cycle = open_elm_cycle(db, world)
     tom = review_of(db, cycle, world.tom)
     with pytest.raises(PlatformError) as caught:
