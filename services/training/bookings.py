@@ -348,6 +348,13 @@ def list_bookings(
 # Deciding
 
 
+def _lock_booking(db: ServiceSession, booking: Booking) -> None:
+    """Hold the booking's row too (the expiry timer skips locked rows), and
+    read it afresh."""
+    db.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())
+    db.refresh(booking)
+
+
 def _pending_booking(
     db: ServiceSession, caller: Identity, booking_id: str, action: str, now: datetime
 ) -> tuple[Booking, Event]:
@@ -357,7 +364,7 @@ def _pending_booking(
     if not _readable(db, caller, booking):
         approvals.refuse_unreadable(db, caller, "booking", booking, action)
     event = lock_event(db, booking.event_id)
-    db.refresh(booking)
+    _lock_booking(db, booking)
     if booking.status in PENDING and booking.deadline and booking.deadline <= now:
         _expire(db, booking, now)
         db.commit()
@@ -464,7 +471,7 @@ def cancel_booking(
             access.forbidden(db, caller, "booking", booking_id, action, booking.org_id)
         access.not_found(db, caller, "booking", booking_id, action, booking.org_id)
     event = lock_event(db, booking.event_id)
-    db.refresh(booking)
+    _lock_booking(db, booking)
     if booking.status not in ACTIVE:
         raise InvalidState(f"The booking is already {booking.status}")
     if event.status != "scheduled" and event.status != "draft":
@@ -494,7 +501,7 @@ def expire_overdue(db: ServiceSession, *, now: datetime, limit: int = 500) -> in
         .where(Booking.status.in_(PENDING), Booking.deadline <= now)
         .order_by(Booking.deadline)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=Booking, skip_locked=True)
     ).all()
     for booking in overdue:
         _expire(db, booking, now)
