@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -110,6 +110,24 @@ def insert_event(session: Any, envelope: dict[str, Any]) -> None:
     )
 
 
+# Sent rows are kept this long (for an operator checking what left when),
+# then deleted, so that the outbox does not grow without end.
+SENT_RETENTION = timedelta(days=7)
+PRUNE_INTERVAL = 3600.0
+
+
+def prune_sent(engine: Engine, older_than: timedelta = SENT_RETENTION) -> int:
+    """Delete rows sent more than ``older_than`` ago; return how many."""
+    cutoff = datetime.now(UTC) - older_than
+    with engine.begin() as conn:
+        result = conn.execute(
+            OUTBOX.delete().where(
+                OUTBOX.c.sent_at.is_not(None), OUTBOX.c.sent_at < cutoff
+            )
+        )
+    return result.rowcount or 0
+
+
 class OutboxRelay:
     """Publishes pending outbox rows; one per service process."""
 
@@ -152,8 +170,15 @@ class OutboxRelay:
     def run(self) -> None:
         """Loop until stopped: publish what is pending, then wait to be woken."""
         backoff = self.poll_interval
+        next_prune = time.monotonic()
         while not self._stopped.is_set():
             self._wake.clear()
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_INTERVAL
+                try:
+                    prune_sent(self.engine)
+                except Exception as error:  # noqa: BLE001 (pruning can wait an hour)
+                    log.warning("outbox_prune_failed", error=repr(error))
             try:
                 sent = self.publish_pending()
             except Exception as error:  # noqa: BLE001 (the relay must outlive any fault)

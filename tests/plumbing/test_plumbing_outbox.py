@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from plumbing import topology
 from plumbing.database import ServiceSession, make_engine
-from plumbing.outbox import OUTBOX, OutboxRelay, outbox_metadata
+from plumbing.outbox import OUTBOX, OutboxRelay, outbox_metadata, prune_sent
 
 pytestmark = pytest.mark.filterwarnings(
     # kombu's pool warns when a connection it had is found dead; that is
@@ -279,3 +279,30 @@ def test_the_pending_index_is_partial_on_sqlite(tmp_path: Path) -> None:
     engine.dispose()
 
     assert "WHERE sent_at IS NULL" in ddl
+
+
+def test_sent_rows_are_pruned_after_the_retention_and_pending_ones_never(
+    widget_db: tuple[str, Engine], amqp_uri: str, event_tap: EventTap
+) -> None:
+    """Pruning deletes old sent rows only; unsent and recent rows stay."""
+    _, engine = widget_db
+    _write_widget(engine, "old")
+    _relay(engine, amqp_uri).drain()
+    _write_widget(engine, "recent")
+    _relay(engine, amqp_uri).drain()
+    _write_widget(engine, "pending")
+    with engine.begin() as conn:
+        conn.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.payload["subject"]["id"].as_string() == "old")
+            .values(sent_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+
+    deleted = prune_sent(engine)
+
+    with engine.connect() as conn:
+        left = conn.execute(
+            select(OUTBOX.c.payload["subject"]["id"].as_string()).order_by(OUTBOX.c.id)
+        ).scalars()
+        assert list(left) == ["recent", "pending"]
+    assert deleted == 1
