@@ -40,6 +40,7 @@ import json
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,7 @@ from typing import Any
 
 from kombu import Connection, Consumer, Producer
 
-from bench import profiling
+from bench import cpu, profiling
 from bench.resources import (
     postgres_database,
     rabbit_vhost,
@@ -132,10 +133,12 @@ def _publish_all(amqp_uri: str, total: int) -> tuple[float, float]:
 
 
 def _raw_consume(
-    amqp_uri: str, total: int, ready: Event, started: Any, done: Any
+    amqp_uri: str, total: int, ready: Event, started: Any, done: Any, used: Any
 ) -> None:
     """Receive and acknowledge ``total`` messages; record (wall clock) when
-    the consumer subscribed and when the last message was acknowledged."""
+    the consumer subscribed and when the last message was acknowledged, and
+    the CPU seconds it used in between (it has exited before its parent could
+    read them from ``/proc``)."""
     from plumbing import topology
 
     received = 0
@@ -148,7 +151,7 @@ def _raw_consume(
             message.ack()
             received += 1
 
-        started.value = time.time()
+        started.value, cpu_before = time.time(), time.process_time()
         with Consumer(channel, [topology.audit_queue()], on_message=on_message):
             ready.set()
             deadline = time.monotonic() + 300
@@ -157,7 +160,7 @@ def _raw_consume(
                     conn.drain_events(timeout=1)
                 except TimeoutError:
                     continue
-    done.value = time.time()
+    done.value, used.value = time.time(), time.process_time() - cpu_before
 
 
 @dataclass
@@ -173,19 +176,17 @@ class Rate:
 
 def _start_raw_consumer(amqp_uri: str, total: int) -> tuple[Any, Any, Any]:
     context = multiprocessing.get_context("spawn")
-    ready, started, done = (
-        context.Event(),
-        context.Value("d", 0.0),
-        context.Value("d", 0.0),
-    )
+    ready = context.Event()
+    started, done, used = (context.Value("d", 0.0) for _ in range(3))
     consumer = context.Process(
         target=_raw_consume,
-        args=(amqp_uri, total, ready, started, done),
+        args=(amqp_uri, total, ready, started, done, used),
         daemon=True,
     )
     consumer.start()
     if not ready.wait(30):
         raise RuntimeError("the raw consumer did not subscribe")
+    consumer.cpu_used = used  # type: ignore[attr-defined]
     return consumer, started, done
 
 
@@ -216,12 +217,29 @@ def fill_backlog(amqp_uri: str, total: int) -> float:
     return published - start
 
 
-def measure_raw_backlog(amqp_uri: str, total: int) -> Rate:
-    """Backlog: the raw consumer drains ``total`` queued events."""
+def measure_raw_backlog(amqp_uri: str, total: int) -> tuple[Rate, dict[str, float]]:
+    """Backlog: the raw consumer drains ``total`` queued events; the rate and
+    the CPU seconds used meanwhile (see :func:`bench.cpu.accounting`)."""
     publish_seconds = fill_backlog(amqp_uri, total)
     consumer, started, done = _start_raw_consumer(amqp_uri, total)
-    consumer.join(timeout=300)
-    return Rate(total, done.value - started.value, publish_seconds)
+    with cpu.accounting({}) as used:
+        consumer.join(timeout=300)
+    used["consumer"] = round(consumer.cpu_used.value, 3)
+    used["others"] = round(max(0.0, used["others"] - used["consumer"]), 3)
+    return Rate(total, done.value - started.value, publish_seconds), used
+
+
+def _cpu_figures(used: dict[str, float], events: int) -> dict[str, Any]:
+    """CPU seconds of the consumer, the broker, the database and everything
+    else on the machine during a drain, and the consumer's CPU per event."""
+    return {
+        "wall_s": used["wall"],
+        "consumer_s": used["consumer"],
+        "rabbitmq_s": used["rabbitmq"],
+        "postgres_s": used["postgres"],
+        "others_s": used["others"],
+        "consumer_us_per_event": round(used["consumer"] / events * 1e6, 1),
+    }
 
 
 class AuditRun:
@@ -359,7 +377,7 @@ def measure_backlog(events: int, profile_dir: Path | None = None) -> dict[str, A
     """Backlog mode: raw, then audit, each drains its own queue of ``events``."""
     tag = run_tag()
     with rabbit_vhost(f"audit_rawq_{tag}") as raw_uri:
-        raw = measure_raw_backlog(raw_uri, events)
+        raw, raw_cpu = measure_raw_backlog(raw_uri, events)
     profiles: list[Path] = []
     with (
         rabbit_vhost(f"audit_svcq_{tag}") as audit_uri,
@@ -370,9 +388,12 @@ def measure_backlog(events: int, profile_dir: Path | None = None) -> dict[str, A
         expected = events / 1500 + 2  # py-spy needs its duration up front
         run = AuditRun(audit_uri, db_url, Path(workdir))
         try:
-            with profiling.sampling(
-                {"audit": run.proc.pid}, "audit-backlog", expected, profile_dir
-            ) as profiles:
+            with (
+                cpu.accounting({"consumer": run.proc.pid}) as audit_cpu,
+                profiling.sampling(
+                    {"audit": run.proc.pid}, "audit-backlog", expected, profile_dir
+                ) as profiles,
+            ):
                 run.wait_stored(events)
                 drained = time.time()
             started = run.consuming_since() or drained
@@ -390,6 +411,8 @@ def measure_backlog(events: int, profile_dir: Path | None = None) -> dict[str, A
         "audit_rate": round(audit.rate, 1),
         "audit_queue_left": left,
         "ratio": round(audit.rate / raw.rate, 3) if raw.rate else 0.0,
+        "raw_cpu": _cpu_figures(raw_cpu, events),
+        "audit_cpu": _cpu_figures(audit_cpu, events),
     }
     if profiles:
         result["profile"] = [str(path.relative_to(ROOT)) for path in profiles]
@@ -441,22 +464,49 @@ def verdicts(live: dict[str, Any] | None, backlog: dict[str, Any] | None) -> lis
     return found
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number the median over the runs (nested figures likewise)."""
+    found: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            middle = statistics.median(run[key] for run in runs)
+            whole = isinstance(value, int) and float(middle).is_integer()
+            found[key] = int(middle) if whole else round(middle, 3)
+        elif isinstance(value, dict):
+            found[key] = _median([run[key] for run in runs])
+        else:
+            found[key] = value
+    return found
+
+
 def measure(
     events: int = 20_000,
     burst: int = 10_000,
     modes: tuple[str, ...] = ("live", "backlog"),
     profile_dir: Path | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
-    """Run the chosen modes; every figure, with the verdicts."""
-    live = measure_live(events, burst) if "live" in modes else None
-    backlog = measure_backlog(events, profile_dir) if "backlog" in modes else None
+    """Run the chosen modes ``repeat`` times, one after the other; every run's
+    figures, their medians, and the verdicts on the medians."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for _ in range(repeat):
+        if "live" in modes:
+            runs["live"].append(measure_live(events, burst))
+        if "backlog" in modes:
+            runs["backlog"].append(measure_backlog(events, profile_dir))
+    live = _median(runs["live"]) if "live" in modes else None
+    backlog = _median(runs["backlog"]) if "backlog" in modes else None
     return {
         "cores": os.cpu_count(),
         "publishers": PUBLISHERS,
         "prefetch": PREFETCH,
+        "repeat": repeat,
+        "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "live": live,
         "backlog": backlog,
+        "runs": runs,
         "verdicts": verdicts(live, backlog),
     }
 
@@ -498,6 +548,27 @@ def report(result: dict[str, Any]) -> str:
         ),
         _row("ratio audit/raw", live.get("ratio"), backlog.get("ratio")),
     ]
+    audit_cpu, raw_cpu = backlog.get("audit_cpu") or {}, backlog.get("raw_cpu") or {}
+    if audit_cpu:
+        lines.append(
+            _row("CPU us/event, raw consumer", None, raw_cpu["consumer_us_per_event"])
+        )
+        lines.append(
+            _row(
+                "CPU us/event, audit service", None, audit_cpu["consumer_us_per_event"]
+            )
+        )
+        lines.append(
+            f"during the audit drain (s): audit {audit_cpu['consumer_s']}, "
+            f"postgres {audit_cpu['postgres_s']}, rabbitmq {audit_cpu['rabbitmq_s']}, "
+            f"rest of the machine {audit_cpu['others_s']}, wall {audit_cpu['wall_s']}"
+        )
+    if result["repeat"] > 1:
+        lines.append(f"medians of {result['repeat']} runs; audit events/s per run:")
+        for mode, runs in result["runs"].items():
+            rates = ", ".join(f"{run['audit_rate']:,.0f}" for run in runs)
+            ratios = ", ".join(f"{run['ratio']:.3f}" for run in runs)
+            lines.append(f"  {mode}: {rates} (ratios {ratios})")
     if live:
         lines.append(
             f"live burst of {live['burst_events']}: published in "
@@ -511,7 +582,10 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"{mark}  {verdict['mode']:8}{verdict['check']}: {verdict['value']}"
         )
-    lines.append(f"load average after the run: {result['load_average_after']}")
+    lines.append(
+        f"load average before {result['load_average_before']}, "
+        f"after {result['load_average_after']} (the machine is shared)"
+    )
     return "\n".join(lines)
 
 
@@ -524,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="sample the audit backlog drain"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "audit_ingest.json")
+    parser.add_argument("--repeat", type=int, default=1, help="report medians")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     modes = ("live", "backlog") if args.mode == "both" else (args.mode,)
@@ -533,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             args.burst,
             modes,
             RESULTS_DIR if args.profile else None,
+            max(1, args.repeat),
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
