@@ -74,6 +74,27 @@ def split_query(query: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return filters, page
 
 
+def export_chunks(audit_rpc: Any, page: dict[str, Any]) -> Iterator[bytes]:
+    """The chunks of an export from its first page on, asking for each next
+    page as the last one is sent. This runs after the worker has answered,
+    with the audit proxy the worker was given (taken before it ended)."""
+    while True:
+        yield page["chunk"].encode("utf-8")
+        if page["next_cursor"] is None:
+            return
+        try:
+            page = audit_rpc.export(
+                from_seq=page["from_seq"],
+                to_seq=page["to_seq"],
+                format=page["format"],
+                cursor=page["next_cursor"],
+                limit=EXPORT_PAGE,
+            )
+        except Exception as error:  # noqa: BLE001 (the status is sent; end the stream)
+            log.error("audit_export_interrupted", error=describe(error))
+            return
+
+
 class AuditRoutes:
     """Routes under ``/api/v1/audit``; mixed into the gateway service class,
     whose ``request_context`` and ``deny`` dependencies they use."""
@@ -154,33 +175,13 @@ class AuditRoutes:
         )
         filename = f"audit-{first['from_seq']}-{first['to_seq']}.{fmt}"
         return Response(
-            self._export_chunks(first),
+            export_chunks(self.audit_rpc, first),
             mimetype=EXPORT_TYPES[fmt],
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',
                 "Cache-Control": "no-store",
             },
         )
-
-    def _export_chunks(self, page: dict[str, Any]) -> Iterator[bytes]:
-        """The chunks of an export, asking for each next page as the last is
-        sent (this runs after the worker has answered, on the same proxy)."""
-        audit_rpc = self.audit_rpc
-        while True:
-            yield page["chunk"].encode("utf-8")
-            if page["next_cursor"] is None:
-                return
-            try:
-                page = audit_rpc.export(
-                    from_seq=page["from_seq"],
-                    to_seq=page["to_seq"],
-                    format=page["format"],
-                    cursor=page["next_cursor"],
-                    limit=EXPORT_PAGE,
-                )
-            except Exception as error:  # noqa: BLE001 (the status is sent; end the stream)
-                log.error("audit_export_interrupted", error=describe(error))
-                return
 
     @route(
         "GET",
