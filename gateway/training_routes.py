@@ -43,6 +43,7 @@ from gateway.training_schemas import (
     TrainingEventSchema,
     TrainingEventUpdateSchema,
     TrainingExternalRequestCreateSchema,
+    TrainingFeedQuerySchema,
     TrainingFeedSchema,
     TrainingFollowUpSchema,
     TrainingHoursTargetSchema,
@@ -638,14 +639,18 @@ class TrainingRoutes:
 
     @route(
         "GET",
-        f"{PREFIX}/calendar-feeds/<token>.ics",
+        f"{PREFIX}/calendar-feed.ics",
         auth=False,
+        query=TrainingFeedQuerySchema,
         tag="training",
         content_type=CALENDAR_TYPE,
     )
-    def get_training_calendar_feed(self, request: Any, token: str) -> Response:
-        """A private calendar feed: the token in the path is the credential."""
-        answer = self.training_rpc.get_calendar_feed(token)
+    def get_training_calendar_feed(
+        self, request: Any, query: dict[str, Any]
+    ) -> Response:
+        """A private calendar feed: ``token`` is the credential. It travels in
+        the query string, which the access log never records."""
+        answer = self.training_rpc.get_calendar_feed(query["token"])
         return calendar_response(answer["ics"], "training.ics")
 
     # Reports

@@ -241,6 +241,10 @@ class TrainingHoursTargetSchema(_Strict):
     hours = _hours(required=True)
 
 
+class TrainingFeedQuerySchema(_Strict):
+    token = fields.String(required=True, validate=validate.Length(min=20, max=100))
+
+
 class TrainingReportQuerySchema(_Strict):
     """``start`` inclusive, ``end`` exclusive; default the academic year."""
 

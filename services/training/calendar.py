@@ -31,7 +31,8 @@ from services.training.models import Booking, CalendarFeed, Event, Session
 
 PRODID = "-//CPD Platform//Training//EN"
 CLOSED = ("cancelled", "declined", "expired")
-FEED_PATH = "/api/v1/training/calendar-feeds/{token}.ics"
+# The token goes in the query string, which no access log line records.
+FEED_PATH = "/api/v1/training/calendar-feed.ics?token={token}"
 
 
 def _calendar(method: str | None = None) -> Calendar:

@@ -156,3 +156,35 @@ def test_two_instances_book_exactly_ten_of_fifty_and_waitlist_forty_in_order(
         if e["type"] in (events.BOOKING_BOOKED, events.BOOKING_WAITLISTED)
     ]
     assert booked_before_first_wait[:10] == [events.BOOKING_BOOKED] * 10
+
+
+def test_an_auth_event_that_fails_is_retried_not_lost(
+    container_factory, training_config, world, db, monkeypatch
+):
+    """The first attempt fails (e.g. a database blip); the redelivery applies it."""
+    from services.training import directory
+
+    real = directory.apply_auth_event
+    attempts = []
+
+    def flaky(session, payload, now):
+        attempts.append(payload["event_id"])
+        if len(attempts) == 1:
+            raise RuntimeError("database went away")
+        return real(session, payload, now)
+
+    monkeypatch.setattr(directory, "apply_auth_event", flaky)
+    container_factory(TrainingService, training_config).start()
+    created = make_event(
+        "auth.user_created",
+        subject_type="user",
+        subject_id="rita",
+        org_id=world.elm,
+        changes={
+            "org_id": {"before": None, "after": world.elm},
+            "line_manager_id": {"before": None, "after": "margo"},
+        },
+    )
+    event_dispatcher(training_config)("auth", "user_created", created)
+    assert _wait_for(lambda: _manager_of(db, "rita") == "margo")
+    assert len(attempts) >= 2
