@@ -34,6 +34,7 @@ from services.reviews.models import (
     DirectoryOrganisation,
     DirectoryUser,
     Review,
+    new_id,
 )
 from services.reviews.schemas import (
     CycleCreateSchema,
@@ -96,8 +97,12 @@ def open_cycle(
         data={"trust_wide": trust_wide},
     )
     staff = directory.staff_of(db, directory.schools_of(db, org_id))
-    for person in staff:
-        _insert_review(db, cycle, person, _default_reviewer(person), now)
+    # One batched INSERT for the reviews, then their events.
+    created = [_new_review(cycle, p, _default_reviewer(p), now) for p in staff]
+    db.add_all(created)
+    db.flush()
+    for review in created:
+        _emit_created(db, review)
     db.commit()
     return dict(dump_cycle(cycle), reviews_created=len(staff))
 
@@ -107,14 +112,11 @@ def _default_reviewer(person: DirectoryUser) -> str | None:
     return manager if manager and manager != person.id else None
 
 
-def _insert_review(
-    db: ServiceSession,
-    cycle: Cycle,
-    person: DirectoryUser,
-    reviewer_id: str | None,
-    now: datetime,
+def _new_review(
+    cycle: Cycle, person: DirectoryUser, reviewer_id: str | None, now: datetime
 ) -> Review:
-    review = Review(
+    return Review(
+        id=new_id(),
         cycle_id=cycle.id,
         org_id=person.org_id,
         reviewee_id=person.id,
@@ -123,20 +125,20 @@ def _insert_review(
         created_at=now,
         updated_at=now,
     )
-    db.add(review)
-    db.flush()
+
+
+def _emit_created(db: ServiceSession, review: Review) -> None:
     db.emit(
         events.REVIEW_CREATED,
         subject_type="review",
         subject_id=review.id,
         org_id=review.org_id,
         data={
-            "cycle_id": cycle.id,
+            "cycle_id": review.cycle_id,
             "reviewee_id": review.reviewee_id,
             "reviewer_id": review.reviewer_id,
         },
     )
-    return review
 
 
 def administered_cycle(
@@ -183,7 +185,10 @@ def add_review(
     )
     if exists is not None:
         raise ReviewExists(fields={"review_id": exists})
-    review = _insert_review(db, cycle, person, reviewer_id, now)
+    review = _new_review(cycle, person, reviewer_id, now)
+    db.add(review)
+    db.flush()
+    _emit_created(db, review)
     db.commit()
     return dump_review(review)
 
