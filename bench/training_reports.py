@@ -48,23 +48,38 @@ GROUP BY org_id
 ORDER BY org_id
 """
 
+HOURS_BY_PERSON_SQL = """
+SELECT r.user_id, s.display_name, r.org_id, sum(r.hours) AS hours,
+       count(*) AS activities
+FROM cpd_records r LEFT JOIN staff s ON s.user_id = r.user_id
+WHERE r.org_id = ANY(%(orgs)s) AND r.activity_date >= %(first)s
+  AND r.activity_date < %(after)s
+GROUP BY r.user_id, s.display_name, r.org_id
+ORDER BY r.user_id
+"""
+
 SPEND_SQL = """
 WITH costs AS (
-    SELECT b.org_id, b.fee AS fees, 0 AS cover, b.travel_cost AS travel
+    SELECT b.org_id, b.fee AS fees, 0 AS cover, b.travel_cost AS travel,
+           e.starts_at <= %(now)s AS happened
     FROM bookings b JOIN events e ON e.id = b.event_id
     WHERE b.org_id = ANY(%(orgs)s) AND b.status = 'booked'
       AND e.starts_at >= %(start)s AND e.starts_at < %(end)s
     UNION ALL
-    SELECT org_id, fee, 0, travel_cost FROM external_requests
+    SELECT org_id, fee, 0, travel_cost, start_date <= %(today)s
+    FROM external_requests
     WHERE org_id = ANY(%(orgs)s) AND status = 'approved'
       AND start_date >= %(first)s AND start_date < %(after)s
     UNION ALL
-    SELECT org_id, 0, cover_cost, 0 FROM absences
+    SELECT org_id, 0, cover_cost, 0, start_date <= %(today)s FROM absences
     WHERE org_id = ANY(%(orgs)s) AND status = 'active'
       AND start_date >= %(first)s AND start_date < %(after)s
 )
 SELECT c.org_id, sum(c.fees) AS fees, sum(c.cover) AS cover,
-       sum(c.travel) AS travel, max(bu.amount) AS budget
+       sum(c.travel) AS travel,
+       sum(CASE WHEN c.happened THEN c.fees + c.cover + c.travel ELSE 0 END)
+           AS spent,
+       max(bu.amount) AS budget
 FROM costs c
 LEFT JOIN budgets bu ON bu.org_id = c.org_id AND bu.year = %(year)s
 GROUP BY c.org_id
@@ -416,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             "start": datetime(YEAR, 9, 1, tzinfo=UTC),
             "end": datetime(YEAR + 1, 9, 1, tzinfo=UTC),
             "year": YEAR,
+            "now": now,
+            "today": now.date(),
         }
         raw = psycopg2.connect(dsn)
 
@@ -448,10 +465,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.append(("hours per school", hours_time, hours_sql_time, agree))
 
+            person_time, person = median_seconds(
+                report("hours", group_by="person"), args.repeats
+            )
+            person_sql_time, person_sql = median_seconds(
+                plain(HOURS_BY_PERSON_SQL), args.repeats
+            )
+            agree = len(person["items"]) == len(person_sql)
+            rows.append(("hours per person", person_time, person_sql_time, agree))
+
             spend_time, spend = median_seconds(report("spend"), args.repeats)
             spend_sql_time, spend_sql = median_seconds(plain(SPEND_SQL), args.repeats)
             total = sum(row[1] + row[2] + row[3] for row in spend_sql)
-            agree = Decimal(spend["totals"]["total"]) == total
+            agree = sum(Decimal(t["committed"]) for t in spend["trusts"]) == total
             rows.append(("spend per school", spend_time, spend_sql_time, agree))
         finally:
             raw.close()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    tuple_,
     union_all,
 )
 from sqlalchemy.orm import aliased
@@ -204,9 +205,12 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def spend_query(orgs: list[str], year: int) -> Any:
-    """Per school: fees, cover and travel in the academic year, and budget."""
+def spend_query(orgs: list[str], year: int, now: datetime) -> Any:
+    """One statement: per school and per trust, the fees, cover and travel
+    committed in the academic year, how much of it is spent (the training
+    has begun), and the budget."""
     first, after = year_bounds(year)
+    today = now.date()
     zero = cast(literal(0), Numeric(12, 2))
     bookings = (
         select(
@@ -214,6 +218,7 @@ def spend_query(orgs: list[str], year: int) -> Any:
             Booking.fee.label("fees"),
             zero.label("cover"),
             Booking.travel_cost.label("travel"),
+            (Event.starts_at <= now).label("happened"),
         )
         .join(Event, Event.id == Booking.event_id)
         .where(
@@ -228,25 +233,30 @@ def spend_query(orgs: list[str], year: int) -> Any:
         ExternalRequest.fee,
         zero,
         ExternalRequest.travel_cost,
+        ExternalRequest.start_date <= today,
     ).where(
         ExternalRequest.org_id.in_(orgs),
         ExternalRequest.status == "approved",
         ExternalRequest.start_date >= first,
         ExternalRequest.start_date < after,
     )
-    cover = select(Absence.org_id, zero, Absence.cover_cost, zero).where(
+    cover = select(
+        Absence.org_id, zero, Absence.cover_cost, zero, Absence.start_date <= today
+    ).where(
         Absence.org_id.in_(orgs),
         Absence.status == "active",
         Absence.start_date >= first,
         Absence.start_date < after,
     )
     costs = union_all(bookings, external, cover).subquery()
+    amount = costs.c.fees + costs.c.cover + costs.c.travel
     totals = (
         select(
             costs.c.org_id,
             func.sum(costs.c.fees).label("fees"),
             func.sum(costs.c.cover).label("cover"),
             func.sum(costs.c.travel).label("travel"),
+            func.sum(case((costs.c.happened, amount), else_=0)).label("spent"),
         )
         .group_by(costs.c.org_id)
         .subquery()
@@ -257,61 +267,79 @@ def spend_query(orgs: list[str], year: int) -> Any:
         .union(select(totals.c.org_id))
         .subquery()
     )
-    return (
+    schools = (
         select(
             every.c.org_id,
+            func.coalesce(Organisation.parent_trust_id, every.c.org_id).label(
+                "trust_id"
+            ),
             func.coalesce(totals.c.fees, 0).label("fees"),
             func.coalesce(totals.c.cover, 0).label("cover"),
             func.coalesce(totals.c.travel, 0).label("travel"),
+            func.coalesce(totals.c.spent, 0).label("spent"),
             Budget.amount.label("budget"),
         )
         .select_from(every)
         .outerjoin(totals, totals.c.org_id == every.c.org_id)
+        .outerjoin(Organisation, Organisation.id == every.c.org_id)
         .outerjoin(Budget, and_(Budget.org_id == every.c.org_id, Budget.year == year))
-        .order_by(every.c.org_id)
+        .subquery()
     )
+    # Each school's row, and each trust's roll-up (org_id NULL), in one pass
+    # over the per-school sums.
+    return (
+        select(
+            schools.c.trust_id,
+            schools.c.org_id,
+            func.sum(schools.c.fees).label("fees"),
+            func.sum(schools.c.cover).label("cover"),
+            func.sum(schools.c.travel).label("travel"),
+            func.sum(schools.c.spent).label("spent"),
+            func.sum(schools.c.budget).label("budget"),
+        )
+        .group_by(
+            func.grouping_sets(
+                tuple_(schools.c.trust_id, schools.c.org_id),
+                tuple_(schools.c.trust_id),
+            )
+        )
+        .order_by(schools.c.trust_id, schools.c.org_id.nulls_first())
+    )
+
+
+def _spend_item(row: Any) -> dict[str, Any]:
+    total = row["fees"] + row["cover"] + row["travel"]
+    budget = row["budget"]
+    return {
+        "org_id": row["org_id"],
+        "trust_id": row["trust_id"],
+        "fees": money(row["fees"]),
+        "cover": money(row["cover"]),
+        "travel": money(row["travel"]),
+        "committed": money(total),
+        "spent": money(row["spent"]),
+        "budget": money(budget) if budget is not None else None,
+        "remaining": money(budget - total) if budget is not None else None,
+        "over_budget": budget is not None and total > budget,
+    }
 
 
 def spend_report(
     db: ServiceSession, caller: Identity, data: Any, *, now: datetime
 ) -> dict[str, Any]:
     """Per school for an academic year (default the current one): fees,
-    cover and travel committed, their total, the budget and what remains;
-    with the sum over every school covered."""
+    cover and travel committed, how much is already spent, the budget and
+    what remains; ``trusts`` rolls the same up per trust."""
     params = load(ReportSchema(), data)
     orgs = scope(db, caller, params["org_id"], "spend")
     year = params["year"] or academic_year(now.date())
-    items = []
-    sums = {"fees": 0, "cover": 0, "travel": 0, "total": 0, "budget": 0}
-    for row in db.execute(spend_query(orgs, year)).mappings():
-        total = row["fees"] + row["cover"] + row["travel"]
-        budget = row["budget"]
-        items.append(
-            {
-                "org_id": row["org_id"],
-                "fees": money(row["fees"]),
-                "cover": money(row["cover"]),
-                "travel": money(row["travel"]),
-                "total": money(total),
-                "budget": money(budget) if budget is not None else None,
-                "remaining": money(budget - total) if budget is not None else None,
-                "over_budget": budget is not None and total > budget,
-            }
-        )
-        for key, value in (
-            ("fees", row["fees"]),
-            ("cover", row["cover"]),
-            ("travel", row["travel"]),
-            ("total", total),
-            ("budget", budget or 0),
-        ):
-            sums[key] += value
-    return {
-        "report": "spend",
-        "year": year,
-        "items": items,
-        "totals": {key: money(value) for key, value in sums.items()},
-    }
+    items, trusts = [], []
+    for row in db.execute(spend_query(orgs, year, now)).mappings():
+        if row["org_id"] is None:
+            trusts.append(_spend_item(row))
+        else:
+            items.append(_spend_item(row))
+    return {"report": "spend", "year": year, "items": items, "trusts": trusts}
 
 
 def targets_report(

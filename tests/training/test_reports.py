@@ -106,8 +106,9 @@ def test_attendance_and_no_show_rates_per_event(db, world):
     assert (item["attendance_rate"], item["no_show_rate"]) == (0.5, 0.5)
 
 
-def test_spend_by_school_against_budget(db, world):
-    """Elm: fee 50 + cover 100 + travel 10 against 1,000; Ash has only a budget."""
+def test_spend_by_school_and_trust_against_budget(db, world):
+    """Elm: fee 50 + cover 100 + travel 10 against 1,000, spent once begun;
+    Ash has only a budget; the trust adds both up."""
     lead = world.trust_lead.identity
     costs.set_budget(db, lead, world.elm, {"year": 2029, "amount": 1000})
     costs.set_budget(db, lead, world.ash, {"year": 2029, "amount": 500})
@@ -123,14 +124,22 @@ def test_spend_by_school_against_budget(db, world):
     report = reports.spend_report(db, lead, {"year": 2029}, now=T0)
     by_org = {item["org_id"]: item for item in report["items"]}
     elm = by_org[world.elm]
-    assert (elm["fees"], elm["cover"], elm["travel"], elm["total"]) == (
+    assert (elm["fees"], elm["cover"], elm["travel"], elm["committed"]) == (
         "50.00",
         "100.00",
         "10.00",
         "160.00",
     )
-    assert (elm["remaining"], by_org[world.ash]["total"]) == ("840.00", "0.00")
-    assert report["totals"]["budget"] == "1500.00"
+    assert (elm["spent"], elm["remaining"]) == ("0.00", "840.00")
+    assert by_org[world.ash]["committed"] == "0.00"
+    [trust] = report["trusts"]
+    assert (trust["trust_id"], trust["committed"], trust["budget"]) == (
+        world.trust,
+        "160.00",
+        "1500.00",
+    )
+    later = reports.spend_report(db, lead, {"year": 2029}, now=START + DAY)
+    assert later["trusts"][0]["spent"] == "160.00"
 
 
 def test_targets_report_lists_who_has_not_met_their_target(db, world, activity):
