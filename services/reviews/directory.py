@@ -11,8 +11,9 @@ queues, so they may arrive twice or out of order. Each applied event id is
 kept (a repeat is skipped), and each field remembers the ``occurred_at`` of
 the event that set it: an older event never overwrites a newer value.
 
-Known gap: users created before the reviews service first declared its
-queues are not in the copy until an admin changes them in auth.
+Users created before the reviews service first declared its queues never
+reach it as events: an admin copies them with ``sync_directory``, which asks
+auth by RPC (with the admin's identity, so only what the admin may read).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from plumbing.database import ServiceSession
+from plumbing.identity import Identity
+from services.reviews import events
+from services.reviews.access import admin_orgs, refuse
 from services.reviews.models import DirectoryOrganisation, DirectoryUser, ProcessedEvent
 
 USER_FIELDS = ("org_id", "line_manager_id", "given_name", "family_name", "active")
+SYNC_PAGE = 100
 
 
 def apply_event(db: ServiceSession, envelope: dict[str, Any], *, now: datetime) -> bool:
@@ -116,3 +121,44 @@ def staff_of(db: ServiceSession, org_ids: set[str]) -> list[DirectoryUser]:
             .order_by(DirectoryUser.id)
         )
     )
+
+
+def sync_from_auth(
+    db: ServiceSession, caller: Identity, auth_rpc: Any, *, now: datetime
+) -> dict[str, Any]:
+    """An admin copies from auth the organisations and users their roles
+    cover, for people created before this service first listened to auth's
+    events; commits. Each value is stamped ``now``, so an event that
+    happened earlier does not undo it and a later one does."""
+    orgs = admin_orgs(caller)
+    if not orgs:
+        raise refuse(
+            db, caller, "organisation", caller.org_id, "reviews.sync_directory"
+        )
+    stamp = _stamp(now)
+    organisations = [
+        org for org in auth_rpc.list_organisations()["items"] if org["id"] in orgs
+    ]
+    for org in organisations:
+        _apply_organisation(db, org["id"], org)
+    synced = 0
+    offset = 0
+    while True:
+        page = auth_rpc.list_users(offset=offset, limit=SYNC_PAGE)
+        for user in page["items"]:
+            if user["org_id"] in orgs:
+                values = {field: user.get(field) for field in USER_FIELDS}
+                _apply_user(db, user["id"], values, stamp)
+                synced += 1
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            break
+    db.emit(
+        events.STAFF_DIRECTORY_SYNCED,
+        subject_type="organisation",
+        subject_id=caller.org_id,
+        org_id=caller.org_id,
+        data={"organisations": len(organisations), "users": synced},
+    )
+    db.commit()
+    return {"organisations": len(organisations), "users": synced}

@@ -29,7 +29,7 @@ EVIDENCE_LINKED = "reviews.evidence_linked"
 EVIDENCE_DOWNLOADED = "reviews.evidence_downloaded"
 COMMENT_ADDED = "reviews.comment_added"
 REPORT_EXPORTED = "reviews.report_exported"
-STAFF_DIRECTORY_UPDATED = "reviews.staff_directory_updated"
+STAFF_DIRECTORY_SYNCED = "reviews.staff_directory_synced"
 
 AUTHZ_DENIED = "authz.denied"
 

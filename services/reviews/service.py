@@ -16,6 +16,7 @@ from plumbing.envelope import validate_envelope
 from plumbing.errors import PlatformError, ValidationFailed
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
+from plumbing.rpc import ServiceRpc
 from services.reviews import (
     comments,
     cycles,
@@ -51,6 +52,7 @@ class ReviewsService:
     log = LogContext("reviews")
     now = Clock()
     evidence = Evidence()
+    auth_rpc = ServiceRpc("auth")
 
     # Staff directory, from auth's events
 
@@ -110,6 +112,15 @@ class ReviewsService:
     def ping(self) -> dict[str, Any]:
         """Anyone: readiness check. Emits nothing."""
         return {"service": self.name, "ok": True}
+
+    @entrypoint
+    @authenticated
+    def sync_directory(self, caller: Identity) -> dict[str, Any]:
+        """A school or trust admin: copy from auth (by RPC, as the admin) the
+        organisations and staff their roles cover, line managers included.
+        Answers ``{organisations, users}``. Emits
+        ``reviews.staff_directory_synced``."""
+        return directory.sync_from_auth(self.db, caller, self.auth_rpc, now=self.now())
 
     # Cycles
 
