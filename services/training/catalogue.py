@@ -398,6 +398,8 @@ def update_event(
         raise InvalidState(f"A {event.status} event cannot be changed")
     timezone = organisation(db, event.org_id).timezone
     before = dump_event(db, event)
+    if "sessions" in values and event.starts_at <= now:
+        raise InvalidState("The sessions cannot change once the event has begun")
     if "sessions" in values:
         sessions = checked_sessions(values.pop("sessions"), timezone)
         event.sessions = [Session(**session) for session in sessions]

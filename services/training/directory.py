@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.exc import IntegrityError
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import diff
+from plumbing.errors import ValidationFailed
 from plumbing.identity import Identity
 from services.training import access, events
 from services.training.formatting import money
@@ -135,6 +137,13 @@ def update_settings(
     """A CPD lead or admin covering the org; emits
     ``training.organisation_settings_updated``."""
     values = load(SettingsSchema(), data)
+    if "timezone" in values:
+        try:
+            ZoneInfo(values["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationFailed(
+                fields={"timezone": ["Not a known time zone."]}
+            ) from None
     if org_id not in caller.orgs_for(access.SETTINGS_ROLES):
         access.not_found(db, caller, "organisation", org_id, "training.update_settings")
     org = organisation(db, org_id)

@@ -209,3 +209,15 @@ def test_an_approval_past_the_budget_warns_or_is_refused(db, world):
         bookings.approve_booking(db, world.manager.identity, asked["id"], now=T0)
     assert caught.value.fields["committed"] == "100.00"
     assert bookings.get_booking(db, lead, asked["id"])["status"] == "pending_manager"
+
+
+def test_the_lead_of_the_school_running_a_trust_event_sees_its_bookings(db, world):
+    """Olga books Tom (Elm) on a trust event at Ash; Ash's lead sees the booking."""
+    ash_lead = add_person(db, "alan", world.ash, {"cpd_lead": [world.ash]})
+    event = scheduled_event(db, world.trust_lead, world.trust, org_id=world.ash)
+    booked = bookings.book_staff(
+        db, world.trust_lead.identity, event["id"], "tom", {}, now=T0
+    )
+    listed = bookings.list_bookings(db, ash_lead.identity, event_id=event["id"])
+    assert [b["id"] for b in listed["items"]] == [booked["id"]]
+    assert bookings.get_booking(db, ash_lead.identity, booked["id"])["user_id"] == "tom"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from plumbing.errors import Forbidden, NotFound, ValidationFailed
-from services.training import catalogue, events
+from services.training import catalogue, directory, events
 from services.training.exceptions import InvalidSessionTimes, InvalidState
 
 from .conftest import DAY, T0, outbox, scheduled_event, sessions_from
@@ -165,3 +165,26 @@ def test_a_trust_course_runs_in_a_school_of_the_trust_for_its_staff(db, world):
     assert catalogue.get_event(db, world.amy.identity, event["id"])["id"]
     with pytest.raises(NotFound):
         catalogue.get_event(db, world.yew_lead.identity, event["id"])
+
+
+def test_sessions_cannot_move_once_the_event_has_begun(db, world):
+    """Changing sessions after the first start is INVALID_STATE."""
+    event = scheduled_event(db, world.lead, world.elm)
+    begun = T0 + 7 * DAY + DAY / 24
+    with pytest.raises(InvalidState):
+        catalogue.update_event(
+            db,
+            world.lead.identity,
+            event["id"],
+            {"sessions": sessions_from(begun + DAY, (0, 2))},
+            now=begun,
+        )
+
+
+def test_an_unknown_time_zone_is_refused(db, world):
+    """A school's time zone must be a real IANA zone."""
+    with pytest.raises(ValidationFailed) as caught:
+        directory.update_settings(
+            db, world.admin.identity, world.elm, {"timezone": "Mars/Olympus"}
+        )
+    assert "timezone" in caught.value.fields
