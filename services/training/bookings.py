@@ -269,12 +269,13 @@ def fill_from_waitlist(db: ServiceSession, event: Event, *, now: datetime) -> in
     return len(waiting)
 
 
-def bump_invites(db: ServiceSession, event_id: str) -> None:
+def bump_invites(db: ServiceSession, event_id: str, *, now: datetime) -> None:
     """Every active booking's invite changed: raise its SEQUENCE."""
     db.execute(
         update(Booking)
         .where(Booking.event_id == event_id, Booking.status.in_(ACTIVE))
-        .values(ical_sequence=Booking.ical_sequence + 1)
+        .values(ical_sequence=Booking.ical_sequence + 1, updated_at=now)
+        .execution_options(synchronize_session="fetch")
     )
 
 

@@ -425,7 +425,7 @@ def update_event(
             org_id=event.org_id,
             changes=changes,
         )
-        bookings.bump_invites(db, event.id)
+        bookings.bump_invites(db, event.id, now=now)
         bookings.fill_from_waitlist(db, event, now=now)
     db.commit()
     return dump_event(db, event)

@@ -369,7 +369,7 @@ def _pending_external(
     if request.status in approvals.PENDING and request.start_date <= now.date():
         before = request.status
         request.status = "expired"
-        _emit_external(db, events.EXTERNAL_REQUEST_DECLINED, request, before)
+        _emit_external(db, events.EXTERNAL_REQUEST_EXPIRED, request, before)
         db.commit()
         raise RequestExpired()
     return request

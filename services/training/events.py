@@ -32,6 +32,7 @@ EVALUATION_FOLLOWED_UP = "training.evaluation_followed_up"
 EXTERNAL_REQUEST_SUBMITTED = "training.external_request_submitted"
 EXTERNAL_REQUEST_APPROVED = "training.external_request_approved"
 EXTERNAL_REQUEST_DECLINED = "training.external_request_declined"
+EXTERNAL_REQUEST_EXPIRED = "training.external_request_expired"
 ABSENCE_RECORDED = "training.absence_recorded"
 ABSENCE_CANCELLED = "training.absence_cancelled"
 

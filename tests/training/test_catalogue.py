@@ -188,3 +188,19 @@ def test_an_unknown_time_zone_is_refused(db, world):
             db, world.admin.identity, world.elm, {"timezone": "Mars/Olympus"}
         )
     assert "timezone" in caught.value.fields
+
+
+def test_a_course_update_changes_only_the_fields_sent(db, world):
+    """A new title leaves the fee and hours alone; the event lists one change."""
+    lead = world.lead.identity
+    course = catalogue.create_course(db, lead, course_data(world.elm, fee="30"), now=T0)
+    updated = catalogue.update_course(
+        db, lead, course["id"], {"title": "Early reading"}, now=T0
+    )
+    assert (updated["title"], updated["fee"], updated["cpd_hours"]) == (
+        "Early reading",
+        "30.00",
+        3.0,
+    )
+    changes = outbox(db, events.COURSE_UPDATED)[0]["changes"]
+    assert changes == {"title": {"before": "Phonics", "after": "Early reading"}}

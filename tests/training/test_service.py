@@ -119,10 +119,20 @@ def _processed(db):
 
 
 def test_two_instances_book_exactly_ten_of_fifty_and_waitlist_forty_in_order(
-    container_factory, training_config, training_rpc, world, db
+    container_factory, training_config, training_rpc, world, db, monkeypatch
 ):
     """50 simultaneous requests for 10 places on two instances: 10 booked,
     40 waitlisted at positions 1 to 40 in the order they were decided."""
+    from services.training import bookings
+
+    engines = set()
+    real = bookings.book_staff
+
+    def counted(db, *args, **kwargs):
+        engines.add(id(db.get_bind()))  # one engine per container
+        return real(db, *args, **kwargs)
+
+    monkeypatch.setattr(bookings, "book_staff", counted)
     config = {**training_config, "max_workers": 10}
     container_factory(TrainingService, config).start()
     container_factory(TrainingService, config).start()
@@ -140,6 +150,7 @@ def test_two_instances_book_exactly_ten_of_fifty_and_waitlist_forty_in_order(
         ]
         results = [reply.result() for reply in replies]
 
+    assert len(engines) == 2, "both instances took requests"
     statuses = [result["status"] for result in results]
     assert statuses.count("booked") == 10
     assert statuses.count("waitlisted") == 40
