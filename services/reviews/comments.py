@@ -71,6 +71,7 @@ def add_comment(
         org_id=review.org_id,
         changes={"text": {"before": None, "after": comment.text}},
         data={
+            "user_id": review.reviewee_id,
             "review_id": review.id,
             "target_type": comment.target_type,
             "target_id": comment.target_id,

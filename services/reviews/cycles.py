@@ -134,6 +134,7 @@ def _emit_created(db: ServiceSession, review: Review) -> None:
         subject_id=review.id,
         org_id=review.org_id,
         data={
+            "user_id": review.reviewee_id,
             "cycle_id": review.cycle_id,
             "reviewee_id": review.reviewee_id,
             "reviewer_id": review.reviewer_id,
@@ -223,6 +224,7 @@ def assign_reviewer(
             subject_id=review.id,
             org_id=review.org_id,
             changes={"reviewer_id": {"before": before, "after": reviewer_id}},
+            data={"user_id": review.reviewee_id},
         )
     db.commit()
     return dump_review(review)

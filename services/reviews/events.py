@@ -5,7 +5,6 @@ which the audit service encrypts; it never reaches a log line.
 """
 
 CYCLE_OPENED = "reviews.cycle_opened"
-CYCLE_UPDATED = "reviews.cycle_updated"
 REVIEW_CREATED = "reviews.review_created"
 REVIEWER_ASSIGNED = "reviews.reviewer_assigned"
 OBJECTIVES_AGREED = "reviews.objectives_agreed"

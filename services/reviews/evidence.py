@@ -47,8 +47,9 @@ def _target(
     target_id: Any,
     action: str,
     write: bool,
-) -> str:
-    """Check the caller's right to the target; return its organisation."""
+) -> tuple[str, str]:
+    """Check the caller's right to the target; return its organisation and
+    the person it is about (the reviewee or the observed teacher)."""
     if target_type == "observation":
         observation = readable_observation(db, caller, target_id, action)
         if write and caller.user_id not in (
@@ -58,7 +59,7 @@ def _target(
             raise forbid(
                 db, caller, "observation", target_id, action, observation.org_id
             )
-        return observation.org_id
+        return observation.org_id, observation.observed_id
     if target_type == "objective":
         _objective, review = readable_objective(db, caller, target_id, action)
     else:
@@ -68,7 +69,7 @@ def _target(
             raise forbid(db, caller, target_type, target_id, action, review.org_id)
         if review.state == CLOSED:
             raise ReviewClosed()
-    return review.org_id
+    return review.org_id, review.reviewee_id
 
 
 def _decode(text: str) -> bytes:
@@ -91,7 +92,7 @@ def upload_evidence(
     """Check and keep a file; emits ``reviews.evidence_uploaded``."""
     values = load(EvidenceUploadSchema(), data)
     action = "reviews.upload_evidence"
-    org_id = _target(
+    org_id, person = _target(
         db, caller, values["target_type"], values["target_id"], action, write=True
     )
     content = _decode(values["content_base64"])
@@ -113,7 +114,7 @@ def upload_evidence(
         added_at=now,
     )
     db.add(evidence)
-    _emit_added(db, evidence, events.EVIDENCE_UPLOADED)
+    _emit_added(db, evidence, events.EVIDENCE_UPLOADED, person)
     store.save(evidence.id, content)
     try:
         db.commit()
@@ -128,7 +129,7 @@ def link_evidence(
 ) -> dict[str, Any]:
     """Attach a link; emits ``reviews.evidence_linked``."""
     values = load(EvidenceLinkSchema(), data)
-    org_id = _target(
+    org_id, person = _target(
         db,
         caller,
         values["target_type"],
@@ -145,12 +146,14 @@ def link_evidence(
         **values,
     )
     db.add(evidence)
-    _emit_added(db, evidence, events.EVIDENCE_LINKED)
+    _emit_added(db, evidence, events.EVIDENCE_LINKED, person)
     db.commit()
     return dump_evidence(evidence)
 
 
-def _emit_added(db: ServiceSession, evidence: Evidence, event_type: str) -> None:
+def _emit_added(
+    db: ServiceSession, evidence: Evidence, event_type: str, person: str
+) -> None:
     db.flush()
     db.emit(
         event_type,
@@ -162,6 +165,7 @@ def _emit_added(db: ServiceSession, evidence: Evidence, event_type: str) -> None
             for name, value in dump_evidence(evidence).items()
             if name not in ("id", "added_at", "added_by") and value is not None
         },
+        data={"user_id": person},
     )
 
 
@@ -191,7 +195,9 @@ def download_evidence(
     evidence = db.get(Evidence, evidence_id) if isinstance(evidence_id, str) else None
     if evidence is None:
         raise refuse(db, caller, "evidence", evidence_id, action)
-    _target(db, caller, evidence.target_type, evidence.target_id, action, False)
+    _org, person = _target(
+        db, caller, evidence.target_type, evidence.target_id, action, False
+    )
     if evidence.kind != "file":
         raise ValidationFailed(
             "This evidence is a link", fields={"kind": ["Not a file."]}
@@ -202,7 +208,11 @@ def download_evidence(
         subject_type="evidence",
         subject_id=evidence.id,
         org_id=evidence.org_id,
-        data={"target_type": evidence.target_type, "target_id": evidence.target_id},
+        data={
+            "user_id": person,
+            "target_type": evidence.target_type,
+            "target_id": evidence.target_id,
+        },
     )
     db.commit()
     return dict(

@@ -100,7 +100,7 @@ def add_objective(
         changes={
             k: {"before": None, "after": v} for k, v in _snapshot(objective).items()
         },
-        data={"review_id": review.id},
+        data={"review_id": review.id, "user_id": review.reviewee_id},
     )
     db.commit()
     return dump_objective(objective)
@@ -131,7 +131,7 @@ def update_objective(
             subject_id=objective.id,
             org_id=review.org_id,
             changes=changes,
-            data={"review_id": review.id},
+            data={"review_id": review.id, "user_id": review.reviewee_id},
         )
     db.commit()
     return dump_objective(objective)
@@ -173,6 +173,7 @@ def record_progress(
         },
         data={
             "review_id": review.id,
+            "user_id": review.reviewee_id,
             "progress_id": update.id,
             "on": str(values["on"]),
         },

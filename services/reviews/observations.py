@@ -87,7 +87,11 @@ def create_observation(
         changes={
             k: {"before": None, "after": v} for k, v in _snapshot(observation).items()
         },
-        data={"observer_id": caller.user_id, "observed_id": person.id},
+        data={
+            "user_id": person.id,
+            "observer_id": caller.user_id,
+            "observed_id": person.id,
+        },
     )
     db.commit()
     return dump_observation(observation)
@@ -129,6 +133,7 @@ def update_observation(
             subject_id=observation.id,
             org_id=observation.org_id,
             changes=changes,
+            data={"user_id": observation.observed_id},
         )
     db.commit()
     return dump_observation(observation)
@@ -150,7 +155,10 @@ def share_observation(
         subject_id=observation.id,
         org_id=observation.org_id,
         changes={"state": {"before": "draft", "after": "shared"}},
-        data={"visibility": observation.visibility},
+        data={
+            "user_id": observation.observed_id,
+            "visibility": observation.visibility,
+        },
     )
     db.commit()
     return dump_observation(observation)
@@ -193,6 +201,7 @@ def acknowledge_observation(
         subject_id=observation.id,
         org_id=observation.org_id,
         changes=changes,
+        data={"user_id": observation.observed_id},
     )
     db.commit()
     return dump_observation(observation)
@@ -217,6 +226,7 @@ def get_observation(
             subject_id=observation.id,
             org_id=observation.org_id,
             data={
+                "user_id": observation.observed_id,
                 "viewer_id": caller.user_id,
                 "observed_id": observation.observed_id,
                 "observer_id": observation.observer_id,

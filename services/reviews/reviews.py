@@ -183,7 +183,11 @@ def take_step(
         subject_id=review.id,
         org_id=review.org_id,
         changes=changes,
-        data={"cycle_id": review.cycle_id, "reviewee_id": review.reviewee_id},
+        data={
+            "user_id": review.reviewee_id,
+            "cycle_id": review.cycle_id,
+            "reviewee_id": review.reviewee_id,
+        },
     )
     db.commit()
     return dump_review(review)
@@ -238,6 +242,7 @@ def save_self_review(
         subject_id=review.id,
         org_id=review.org_id,
         changes={"text": {"before": before, "after": value}},
+        data={"user_id": review.reviewee_id},
     )
     db.commit()
     return dump_review(review)

@@ -19,7 +19,7 @@ def test_an_objective_is_added_with_its_fields_and_an_event(db, world):
     assert objective["status"] == "not_started"
     [event] = outbox(db, events.OBJECTIVE_ADDED)
     assert event["changes"]["description"]["after"].startswith("Improve")
-    assert event["data"] == {"review_id": review["id"]}
+    assert event["data"] == {"review_id": review["id"], "user_id": world.tom.id}
 
 
 def test_progress_updates_set_the_objective_status(db, world):
