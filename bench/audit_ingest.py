@@ -415,7 +415,10 @@ def measure_backlog(events: int, profile_dir: Path | None = None) -> dict[str, A
         "audit_cpu": _cpu_figures(audit_cpu, events),
     }
     if profiles:
-        result["profile"] = [str(path.relative_to(ROOT)) for path in profiles]
+        result["profile"] = [
+            str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+            for path in profiles
+        ]
     return result
 
 
