@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 import uuid
 
@@ -212,3 +213,54 @@ def test_an_event_that_fails_is_requeued_not_lost(
 
 def _failures(logs) -> int:
     return sum(1 for line in logs if line["event"] == "directory_event_requeued")
+
+
+def test_free_text_never_reaches_a_log_line(
+    reviews_container, reviews_rpc, world, caplog
+):
+    """Notes, self review, observation text and comments stay out of every log."""
+    marker = "MARKER-7f3a-private-words"
+    # The platform logs at INFO; nameko's own DEBUG lines carry RPC payloads.
+    caplog.set_level(logging.INFO)
+    reviews_container.start()
+    with capture_logs() as logs:
+        with reviews_rpc(world.elm_admin.identity) as reviews:
+            cycle = reviews.open_cycle(dict(CYCLE, org_id=world.elm))
+        with reviews_rpc(world.margo.identity) as reviews:
+            [tom] = [
+                r
+                for r in reviews.list_reviews({"cycle_id": cycle["id"]})["items"]
+                if r["reviewee_id"] == world.tom.id
+            ]
+            reviews.add_objective(
+                tom["id"],
+                {
+                    "type": "personal",
+                    "description": marker,
+                    "success_criteria": marker,
+                    "due_on": "2031-01-01",
+                },
+            )
+            with pytest.raises(RemoteError):
+                reviews.take_review_step(tom["id"], "record_final_review", marker)
+            made = reviews.create_observation(
+                {
+                    "type": "formal",
+                    "observed_id": world.tom.id,
+                    "observed_on": "2030-11-12",
+                    "focus": marker,
+                    "strengths": marker,
+                }
+            )
+            reviews.share_observation(made["id"])
+            reviews.add_comment(
+                {"target_type": "review", "target_id": tom["id"], "text": marker}
+            )
+        with reviews_rpc(world.tom.identity) as reviews:
+            reviews.get_observation(made["id"])
+            reviews.acknowledge_observation(made["id"], marker)
+            with pytest.raises(RemoteError):
+                reviews.save_self_review(tom["id"], "x" * 20_001 + marker)
+    assert caplog.records
+    assert all(marker not in repr(line) for line in logs)
+    assert all(marker not in record.getMessage() for record in caplog.records)
