@@ -13,8 +13,17 @@ from typing import Any
 
 import eventlet
 from kombu.exceptions import OperationalError
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.exceptions import RemoteError, UnknownService
-from nameko.rpc import RpcProxy
+from nameko.rpc import Responder, RpcConsumer, RpcProxy, get_rpc_exchange
+from nameko.rpc import Rpc as NamekoRpc
 
 from plumbing import config
 from plumbing.errors import ServiceTimeout, ServiceUnavailable, from_remote
@@ -70,10 +79,55 @@ class ServiceRpc(RpcProxy):
     """Dependency: ``self.auth_rpc.get_user(...)``, bounded by a timeout."""
 
     def __init__(self, target_service: str, timeout: float | None = None) -> None:
-        super().__init__(target_service)
+        # Requests are not persisted: a caller gives up after its timeout, so
+        # a request that outlived a broker restart would have no one waiting.
+        # Confirms and mandatory routing stay on: they tell an unknown service.
+        super().__init__(target_service, delivery_mode=1)
         self.timeout = timeout
 
     def get_dependency(self, worker_ctx: Any) -> _TimedServiceProxy:
         proxy = super().get_dependency(worker_ctx)
         timeout = self.timeout if self.timeout is not None else config.rpc_timeout()
         return _TimedServiceProxy(proxy, self.target_service, timeout)
+
+
+class _ReplyPublisher(Publisher):
+    """Replies go to the caller's own auto-delete queue: persisting them buys
+    nothing, and a lost reply already ends in the caller's timeout, so they
+    are sent without waiting for a publisher confirm."""
+
+    use_confirms = False
+    delivery_mode = 1
+
+
+class _Responder(Responder):
+    publisher_cls = _ReplyPublisher
+
+
+class _RpcConsumer(RpcConsumer):
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
+        config = self.container.config
+        responder = _Responder(
+            config[AMQP_URI_CONFIG_KEY],
+            get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class Rpc(NamekoRpc):
+    """nameko's RPC entrypoint with cheaper replies (see :class:`_ReplyPublisher`).
+
+    Every service declares its RPC methods with this ``rpc``, not nameko's:
+    all entrypoints of a service share one consumer of its ``rpc-<name>`` queue.
+    """
+
+    rpc_consumer = _RpcConsumer()
+
+
+rpc = Rpc.decorator

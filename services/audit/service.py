@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from nameko.rpc import rpc
-
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated, deny
 from plumbing.logging import LogContext
+from plumbing.rpc import rpc
 from services.audit import crypto, events, export, queries, schemas
 from services.audit.dependencies import AuditDatabase, Ingestion
 from services.audit.exceptions import AuditAccessDenied, SubjectNotFound

@@ -20,7 +20,7 @@ import os
 import unicodedata
 
 import bcrypt
-from eventlet import tpool
+from eventlet import patcher, tpool
 
 from services.auth.exceptions import WeakPassword
 
@@ -90,11 +90,36 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(digest)
 
 
+# bcrypt runs in eventlet's thread pool so that the hub keeps serving other
+# requests. More hashing threads than cores only make them queue for the CPU
+# together, so the pool is sized to the cores unless EVENTLET_THREADPOOL_SIZE
+# says otherwise; and each hashing thread runs at a lower priority, so that
+# the hub thread (every other request of this process) is scheduled first.
+if "EVENTLET_THREADPOOL_SIZE" not in os.environ:
+    tpool.set_num_threads(max(2, os.cpu_count() or 2))
+# The pool's threads are real OS threads: use the unpatched module for them.
+threading = patcher.original("threading")
+_thread_state = threading.local()
+HASHING_NICENESS = 10
+
+
+def _lower_priority_once() -> None:
+    if getattr(_thread_state, "lowered", False):
+        return
+    _thread_state.lowered = True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: hashing still works at normal priority
+
+
 def _hash(password: str, rounds: int) -> str:
+    _lower_priority_once()
     return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
 
 
 def _verify(password: str, hashed: str) -> bool:
+    _lower_priority_once()
     try:
         return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
     except ValueError:

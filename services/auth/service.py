@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from plumbing.database import Database
 from plumbing.errors import PlatformError
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
+from plumbing.rpc import rpc
 from services.auth import accounts, importer, organisations, roles, sessions, users
 from services.auth.dependencies import Clock, JwtSecret, ResetCodeDelivery
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import diff
@@ -391,7 +392,16 @@ def get_user(db: ServiceSession, caller: Identity, user_id: object) -> dict[str,
 
 
 def get_current_user(db: ServiceSession, caller: Identity) -> dict[str, Any]:
-    user = db.get(User, caller.user_id)
+    # One query with the roles joined: this is the hottest read of the API.
+    user = (
+        db.scalars(
+            select(User)
+            .options(joinedload(User.roles))
+            .where(User.id == caller.user_id)
+        )
+        .unique()
+        .one_or_none()
+    )
     if user is None:
         raise NotFound("No such user")
     answer = dump_user(user)

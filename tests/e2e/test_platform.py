@@ -51,6 +51,15 @@ def test_demo_staff_member_signs_in_and_reads_their_own_record(login: Any) -> No
     assert {r["role"] for r in response.json()["roles"]} == {"staff"}
 
 
+def test_me_lists_every_role_of_a_user_who_holds_several(login: Any) -> None:
+    """/me of a CPD lead who also teaches lists both roles."""
+    lead = _remember(login("riverside.cpdlead"))
+
+    roles = {grant["role"] for grant in lead.get("/me").json()["roles"]}
+
+    assert roles == {"cpd_lead", "staff"}
+
+
 def test_request_id_follows_the_request_into_auth_logs_and_events(
     platform: Any,
 ) -> None:

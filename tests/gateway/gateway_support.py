@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from plumbing.errors import NotFound, PlatformError, ValidationFailed
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
+from plumbing.rpc import rpc
 from plumbing.tokens import issue_access_token
 
 SECRET = "gateway-tests-secret-" + "x" * 32
