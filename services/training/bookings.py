@@ -24,7 +24,13 @@ from plumbing.database import ServiceSession
 from plumbing.identity import Identity
 from services.training import access, approvals, costs, events
 from services.training.catalogue import lock_event, visible_event
-from services.training.directory import organisation, staff_member
+from services.training.directory import (
+    AuthLookup,
+    ensure_manager,
+    ensure_staff,
+    organisation,
+    staff_member,
+)
 from services.training.exceptions import (
     AlreadyBooked,
     EventNotBookable,
@@ -134,7 +140,13 @@ def _new_booking(
 
 
 def request_booking(
-    db: ServiceSession, caller: Identity, event_id: str, data: Any, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    event_id: str,
+    data: Any,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """Any member of staff, for themself, on a scheduled event they can see.
 
@@ -144,6 +156,7 @@ def request_booking(
     no approval is needed).
     """
     values = load(BookingCostSchema(), data)
+    ensure_staff(db, caller, auth)
     event = visible_event(db, caller, event_id, "training.request_booking")
     event = lock_event(db, event.id)
     _check_bookable(event, now)
@@ -364,11 +377,17 @@ def _lock_booking(db: ServiceSession, booking: Booking) -> None:
 
 
 def _pending_booking(
-    db: ServiceSession, caller: Identity, booking_id: str, action: str, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    booking_id: str,
+    action: str,
+    now: datetime,
+    auth: AuthLookup | None,
 ) -> tuple[Booking, Event]:
     booking = db.get(Booking, booking_id)
     if booking is None:
         access.not_found(db, caller, "booking", booking_id, action)
+    ensure_manager(db, caller, booking.user_id, auth)
     if not _readable(db, caller, booking):
         approvals.refuse_unreadable(db, caller, "booking", booking, action)
     event = lock_event(db, booking.event_id)
@@ -381,7 +400,12 @@ def _pending_booking(
 
 
 def approve_booking(
-    db: ServiceSession, caller: Identity, booking_id: str, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    booking_id: str,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """The requester's line manager, then (if the school asks for it) a CPD
     lead of the requester's school. Never the requester (SELF_APPROVAL);
@@ -392,7 +416,7 @@ def approve_booking(
     would be passed and its policy is to warn; refused if it is to refuse.
     """
     booking, event = _pending_booking(
-        db, caller, booking_id, "training.approve_booking", now
+        db, caller, booking_id, "training.approve_booking", now, auth
     )
     stage = approvals.stage_of(
         db, caller, "booking", booking, "training.approve_booking"
@@ -431,13 +455,19 @@ def _approve_and_place(
 
 
 def decline_booking(
-    db: ServiceSession, caller: Identity, booking_id: str, data: Any, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    booking_id: str,
+    data: Any,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """Whoever may approve the request at its stage, with a reason. Emits
     ``training.booking_declined`` with ``data.reason`` and ``data.stage``."""
     values = load(DeclineSchema(), data)
     booking, _event = _pending_booking(
-        db, caller, booking_id, "training.decline_booking", now
+        db, caller, booking_id, "training.decline_booking", now, auth
     )
     stage = approvals.stage_of(
         db, caller, "booking", booking, "training.decline_booking"

@@ -20,7 +20,13 @@ from sqlalchemy import func, select
 from plumbing.database import ServiceSession
 from plumbing.identity import Identity
 from services.training import access, approvals, events
-from services.training.directory import organisation, staff_member
+from services.training.directory import (
+    AuthLookup,
+    ensure_manager,
+    ensure_staff,
+    organisation,
+    staff_member,
+)
 from services.training.exceptions import BudgetExceeded, InvalidDates, RequestExpired
 from services.training.formatting import money
 from services.training.models import (
@@ -318,7 +324,12 @@ def _emit_external(
 
 
 def submit_external_request(
-    db: ServiceSession, caller: Identity, data: Any, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    data: Any,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """Any member of staff, for themself: ask to attend training elsewhere.
     Decided like a booking (line manager, then CPD lead if the school asks).
@@ -331,6 +342,7 @@ def submit_external_request(
             "The training must start after today",
             fields={"start_date": ["Must be in the future."]},
         )
+    ensure_staff(db, caller, auth)
     staff = staff_member(db, caller.user_id, caller.org_id)
     org = organisation(db, staff.org_id)
     cover = values["days"] * org.cover_daily_rate if values["cover_needed"] else 0
@@ -359,11 +371,17 @@ def submit_external_request(
 
 
 def _pending_external(
-    db: ServiceSession, caller: Identity, request_id: str, action: str, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    request_id: str,
+    action: str,
+    now: datetime,
+    auth: AuthLookup | None,
 ) -> ExternalRequest:
     request = db.get(ExternalRequest, request_id)
     if request is None:
         access.not_found(db, caller, "external_request", request_id, action)
+    ensure_manager(db, caller, request.user_id, auth)
     if not approvals.may_read(db, caller, request.user_id, request.org_id):
         approvals.refuse_unreadable(db, caller, "external_request", request, action)
     if request.status in approvals.PENDING and request.start_date <= now.date():
@@ -376,7 +394,12 @@ def _pending_external(
 
 
 def approve_external_request(
-    db: ServiceSession, caller: Identity, request_id: str, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    request_id: str,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """The requester's line manager, then a CPD lead when the school asks
     for it (a request from someone with no line manager goes to the CPD lead
@@ -384,7 +407,7 @@ def approve_external_request(
     checked (warned or refused per school). Emits
     ``training.external_request_approved`` with ``data.stage``."""
     action = "training.approve_external_request"
-    request = _pending_external(db, caller, request_id, action, now)
+    request = _pending_external(db, caller, request_id, action, now, auth)
     stage = approvals.stage_of(db, caller, "external_request", request, action)
     before = request.status
     request.updated_at = now
@@ -423,13 +446,19 @@ def approve_external_request(
 
 
 def decline_external_request(
-    db: ServiceSession, caller: Identity, request_id: str, data: Any, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    request_id: str,
+    data: Any,
+    *,
+    now: datetime,
+    auth: AuthLookup | None = None,
 ) -> dict[str, Any]:
     """Whoever may approve it at its stage, with a reason. Emits
     ``training.external_request_declined`` with ``data.reason``."""
     action = "training.decline_external_request"
     values = load(DeclineSchema(), data)
-    request = _pending_external(db, caller, request_id, action, now)
+    request = _pending_external(db, caller, request_id, action, now, auth)
     stage = approvals.stage_of(db, caller, "external_request", request, action)
     before = request.status
     request.status = "declined"

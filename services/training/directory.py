@@ -9,12 +9,18 @@ training service keeps a local copy of the relation, fed by auth's
 ``auth.organisation_created``, ``auth.user_created``, ``auth.user_updated``,
 ``auth.user_deactivated`` and ``auth.user_reactivated`` events. Each event is
 applied once: its id is stored in the same transaction as its effect.
+
+Events published before the training service first declared its queues
+never reach it, so what the copy lacks is asked of the auth service by RPC,
+under the caller's own identity, and kept: the caller's organisation (its
+trust and time zone), the caller's own line manager, and, for a line
+manager deciding a request, whether the requester reports to them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +33,15 @@ from services.training import access, events
 from services.training.formatting import money
 from services.training.models import Organisation, ProcessedEvent, Staff
 from services.training.schemas import SettingsSchema, StaffProfileSchema, load
+
+
+class AuthLookup(Protocol):
+    """What the auth service answers about a user or organisation; None
+    when it does not know, may not say, or cannot be reached."""
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None: ...
+
+    def get_organisation(self, org_id: str) -> dict[str, Any] | None: ...
 
 
 def organisation(db: ServiceSession, org_id: str) -> Organisation:
@@ -97,6 +112,8 @@ def _apply_user(
     db: ServiceSession, user_id: str, org_id: str | None, values: dict[str, Any]
 ) -> None:
     staff = staff_member(db, user_id, values.get("org_id") or org_id or "")
+    if "org_id" in values and "line_manager_id" in values:
+        staff.synced = True  # the whole user, as created
     if "org_id" in values:
         staff.org_id = values["org_id"]
     if "line_manager_id" in values:
@@ -108,6 +125,59 @@ def _apply_user(
         given = values.get("given_name", names[0])
         family = values.get("family_name", names[1] if len(names) > 1 else "")
         staff.display_name = f"{given} {family}".strip()
+
+
+def ensure_organisation(
+    db: ServiceSession, org_id: str | None, auth: AuthLookup | None
+) -> None:
+    """Copy the organisation from auth if its event never arrived; commits."""
+    if not org_id or auth is None:
+        return
+    org = db.get(Organisation, org_id)
+    if org is not None and org.synced:
+        return
+    found = auth.get_organisation(org_id)
+    if not found:
+        return
+    values = {key: found.get(key) for key in ("kind", "name", "parent_trust_id")}
+    values["timezone"] = found.get("timezone") or "Europe/London"
+    _apply_organisation(db, org_id, values)
+    db.commit()
+
+
+def ensure_staff(db: ServiceSession, caller: Identity, auth: AuthLookup | None) -> None:
+    """Copy the caller's own record (school, line manager) from auth if its
+    event never arrived; commits."""
+    staff = db.get(Staff, caller.user_id)
+    if auth is None or (staff is not None and staff.synced):
+        return
+    found = auth.get_user(caller.user_id)
+    if found:
+        _apply_user(db, caller.user_id, caller.org_id, _user_values(found))
+        db.get(Staff, caller.user_id).synced = True  # type: ignore[union-attr]
+        db.commit()
+
+
+def ensure_manager(
+    db: ServiceSession, caller: Identity, user_id: str, auth: AuthLookup | None
+) -> None:
+    """For a line manager the copy does not show as ``user_id``'s: ask auth
+    (which lets a manager read their reports) and keep its answer; commits."""
+    if auth is None or not caller.has_role(access.LINE_MANAGER):
+        return
+    staff = db.get(Staff, user_id)
+    if staff is not None and staff.line_manager_id == caller.user_id:
+        return
+    found = auth.get_user(user_id)
+    if found and found.get("line_manager_id") == caller.user_id:
+        _apply_user(db, user_id, found.get("org_id"), _user_values(found))
+        db.get(Staff, user_id).synced = True  # type: ignore[union-attr]
+        db.commit()
+
+
+def _user_values(found: dict[str, Any]) -> dict[str, Any]:
+    keys = ("org_id", "line_manager_id", "active", "given_name", "family_name")
+    return {key: found[key] for key in keys if key in found}
 
 
 def dump_settings(org: Organisation) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class Organisation(Base):
     # "warn": an approval past the budget answers a warning; "refuse": it fails.
     budget_policy: Mapped[str] = mapped_column(String(8), default="warn")
     followup_weeks: Mapped[int] = mapped_column(Integer, default=6)
+    # True once auth's facts (kind, trust, time zone) have been copied in.
+    synced: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Staff(Base):
@@ -90,6 +92,8 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     department: Mapped[str | None] = mapped_column(String(100))
     job_role: Mapped[str] = mapped_column(String(32), default="staff")
+    # True once auth's facts (school, line manager, name) have been copied in.
+    synced: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ProcessedEvent(Base):

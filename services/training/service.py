@@ -14,6 +14,7 @@ from plumbing.database import Database
 from plumbing.errors import PlatformError
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
+from plumbing.rpc import ServiceRpc
 from services.training import (
     bookings,
     calendar,
@@ -23,7 +24,7 @@ from services.training import (
     records,
     reports,
 )
-from services.training.dependencies import Clock
+from services.training.dependencies import AuthFallback, Clock
 
 entrypoint = rpc(expected_exceptions=PlatformError)
 
@@ -49,6 +50,17 @@ class TrainingService:
     caller = CallerIdentity()
     log = LogContext("training")
     now = Clock()
+    # Asked only for what the local copy of auth's users and organisations
+    # lacks (see services.training.directory).
+    auth_rpc = ServiceRpc("auth", timeout=5.0)
+
+    def _auth(self) -> AuthFallback:
+        return AuthFallback(self.auth_rpc)
+
+    def _know(self, caller: Identity, *org_ids: str | None) -> None:
+        """Make sure the caller's organisation (and any given) is copied."""
+        for org_id in (caller.org_id, *org_ids):
+            directory.ensure_organisation(self.db, org_id, self._auth())
 
     @entrypoint
     @anonymous
@@ -133,12 +145,14 @@ class TrainingService:
     def create_course(self, caller: Identity, data: dict[str, Any]) -> dict[str, Any]:
         """A CPD lead covering ``data.org_id`` (school or trust): a draft
         course. Emits ``training.course_created``."""
+        self._know(caller, (data or {}).get("org_id"))
         return catalogue.create_course(self.db, caller, data, now=self.now())
 
     @entrypoint
     @authenticated
     def get_course(self, caller: Identity, course_id: str) -> dict[str, Any]:
         """Anyone reaching the catalogue (published courses), or its CPD lead."""
+        self._know(caller)
         return catalogue.get_course(self.db, caller, course_id)
 
     @entrypoint
@@ -147,6 +161,7 @@ class TrainingService:
         self, caller: Identity, status: str | None = None
     ) -> dict[str, Any]:
         """``{items}``: the courses the caller may see."""
+        self._know(caller)
         return catalogue.list_courses(self.db, caller, status)
 
     @entrypoint
@@ -181,12 +196,14 @@ class TrainingService:
         """A CPD lead of the event's org: a draft event with sessions
         (INVALID_SESSION_TIMES for reversed or overlapping ones). Emits
         ``training.event_created``."""
+        self._know(caller, (data or {}).get("org_id"))
         return catalogue.create_event(self.db, caller, data, now=self.now())
 
     @entrypoint
     @authenticated
     def get_event(self, caller: Identity, event_id: str) -> dict[str, Any]:
         """Anyone reaching the event's org once scheduled; its CPD lead always."""
+        self._know(caller)
         return catalogue.get_event(self.db, caller, event_id)
 
     @entrypoint
@@ -198,6 +215,7 @@ class TrainingService:
         status: str | None = None,
     ) -> dict[str, Any]:
         """``{items}``: the events the caller may see, soonest first."""
+        self._know(caller)
         return catalogue.list_events(self.db, caller, course_id, status)
 
     @entrypoint
@@ -258,7 +276,10 @@ class TrainingService:
         """Any member of staff, for themself. Emits
         ``training.booking_requested`` (and the placing events when no
         approval is needed)."""
-        return bookings.request_booking(self.db, caller, event_id, data, now=self.now())
+        self._know(caller)
+        return bookings.request_booking(
+            self.db, caller, event_id, data, now=self.now(), auth=self._auth()
+        )
 
     @entrypoint
     @authenticated
@@ -300,7 +321,9 @@ class TrainingService:
         """The line manager, then the CPD lead if the school asks for it
         (SELF_APPROVAL, NOT_YOUR_REPORT, REQUEST_EXPIRED, BUDGET_EXCEEDED).
         Emits ``training.booking_approved`` and the placing events."""
-        return bookings.approve_booking(self.db, caller, booking_id, now=self.now())
+        return bookings.approve_booking(
+            self.db, caller, booking_id, now=self.now(), auth=self._auth()
+        )
 
     @entrypoint
     @authenticated
@@ -310,7 +333,7 @@ class TrainingService:
         """The decider at the request's stage, with ``reason``. Emits
         ``training.booking_declined``."""
         return bookings.decline_booking(
-            self.db, caller, booking_id, data, now=self.now()
+            self.db, caller, booking_id, data, now=self.now(), auth=self._auth()
         )
 
     @entrypoint
@@ -391,7 +414,9 @@ class TrainingService:
     ) -> dict[str, Any]:
         """Any member of staff, for themself. Emits
         ``training.external_request_submitted``."""
-        return costs.submit_external_request(self.db, caller, data, now=self.now())
+        return costs.submit_external_request(
+            self.db, caller, data, now=self.now(), auth=self._auth()
+        )
 
     @entrypoint
     @authenticated
@@ -407,7 +432,7 @@ class TrainingService:
         """As approve_booking. Emits ``training.external_request_approved``
         and, on the last approval, ``training.absence_recorded``."""
         return costs.approve_external_request(
-            self.db, caller, request_id, now=self.now()
+            self.db, caller, request_id, now=self.now(), auth=self._auth()
         )
 
     @entrypoint
@@ -417,7 +442,7 @@ class TrainingService:
     ) -> dict[str, Any]:
         """As decline_booking. Emits ``training.external_request_declined``."""
         return costs.decline_external_request(
-            self.db, caller, request_id, data, now=self.now()
+            self.db, caller, request_id, data, now=self.now(), auth=self._auth()
         )
 
     @entrypoint

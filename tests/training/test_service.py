@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 
 import pytest
 from nameko.exceptions import RemoteError
-from nameko.rpc import Rpc
+from nameko.rpc import Rpc, rpc
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import select
 
 from plumbing.envelope import make_event
-from plumbing.errors import from_remote
+from plumbing.errors import NotFound, from_remote
+from plumbing.identity import Identity
 from services.training import events
 from services.training.models import ProcessedEvent, Staff
 from services.training.service import TrainingService
@@ -199,3 +200,54 @@ def test_an_auth_event_that_fails_is_retried_not_lost(
     event_dispatcher(training_config)("auth", "user_created", created)
     assert _wait_for(lambda: _manager_of(db, "rita") == "margo")
     assert len(attempts) >= 2
+
+
+class FakeAuthService:
+    """Answers get_user and get_organisation like auth, for users and an
+    organisation whose auth events the training service never received."""
+
+    name = "auth"
+
+    @rpc
+    def get_user(self, user_id):
+        users = {
+            "nora": {"id": "nora", "org_id": "school-new", "line_manager_id": "max"},
+        }
+        if user_id not in users:
+            raise NotFound("No such user")
+        return {**users[user_id], "active": True, "given_name": "N"}
+
+    @rpc
+    def get_organisation(self, org_id):
+        if org_id != "school-new":
+            raise NotFound("No such organisation")
+        return {
+            "id": org_id,
+            "kind": "school",
+            "name": "New School",
+            "parent_trust_id": "trust-oak",
+            "timezone": "Europe/Dublin",
+        }
+
+
+def test_what_auth_events_never_delivered_is_asked_of_auth(
+    container_factory, training_config, training_rpc, world, db
+):
+    """Nora's school, trust and line manager come from auth by RPC: she sees
+    the trust's event, and Max, her manager, can approve her request."""
+    container_factory(FakeAuthService, training_config).start()
+    container_factory(TrainingService, training_config).start()
+    event = scheduled_event(
+        db, world.trust_lead, world.trust, now=datetime.now(UTC), capacity=3
+    )
+    nora = Identity("nora", "school-new", scopes={"staff": ["school-new"]})
+    max_ = Identity("max", "school-new", scopes={"line_manager": ["school-new"]})
+    with training_rpc(nora) as training:
+        assert [e["id"] for e in training.list_events()["items"]] == [event["id"]]
+        asked = training.request_booking(event["id"], {})
+    assert asked["status"] == "pending_manager"
+    with training_rpc(max_) as training:
+        approved = training.approve_booking(asked["id"])
+    assert approved["status"] == "booked"
+    db.rollback()
+    assert db.get(Staff, "nora").line_manager_id == "max"

@@ -161,6 +161,7 @@ def upgrade() -> None:
         sa.Column("cpd_lead_approval", sa.Boolean(), nullable=False),
         sa.Column("budget_policy", sa.String(length=8), nullable=False),
         sa.Column("followup_weeks", sa.Integer(), nullable=False),
+        sa.Column("synced", sa.Boolean(), nullable=False, server_default="false"),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(
@@ -184,6 +185,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("department", sa.String(length=100), nullable=True),
         sa.Column("job_role", sa.String(length=32), nullable=False),
+        sa.Column("synced", sa.Boolean(), nullable=False, server_default="false"),
         sa.PrimaryKeyConstraint("user_id"),
     )
     op.create_index(
