@@ -7,6 +7,7 @@ import pytest
 from plumbing.errors import NotFound
 from services.training import bookings, catalogue, costs, directory, events
 from services.training.exceptions import (
+    AlreadyBooked,
     BudgetExceeded,
     EventNotBookable,
     NotYourReport,
@@ -221,3 +222,12 @@ def test_the_lead_of_the_school_running_a_trust_event_sees_its_bookings(db, worl
     listed = bookings.list_bookings(db, ash_lead.identity, event_id=event["id"])
     assert [b["id"] for b in listed["items"]] == [booked["id"]]
     assert bookings.get_booking(db, ash_lead.identity, booked["id"])["user_id"] == "tom"
+
+
+def test_a_second_request_for_the_same_event_is_already_booked(db, world):
+    """Tom cannot hold two live requests or places on one event."""
+    event = scheduled_event(db, world.lead, world.elm)
+    bookings.request_booking(db, world.tom.identity, event["id"], {}, now=T0)
+    with pytest.raises(AlreadyBooked) as caught:
+        bookings.request_booking(db, world.tom.identity, event["id"], {}, now=T0)
+    assert caught.value.code == "ALREADY_BOOKED"
