@@ -21,6 +21,7 @@ from services.reviews.access import (
     refuse,
 )
 from services.reviews.exceptions import (
+    CycleOverlaps,
     MilestoneOutsideCycle,
     ReviewClosed,
     ReviewerIsReviewee,
@@ -80,6 +81,7 @@ def open_cycle(
     if not is_admin_of(caller, org_id) or allowed is False:
         raise refuse(db, caller, "organisation", org_id, "reviews.open_cycle")
     check_milestones(values)
+    _check_no_overlap(db, org, org_id, values)
 
     cycle = Cycle(**values, created_by=caller.user_id, created_at=now)
     db.add(cycle)
@@ -105,6 +107,28 @@ def open_cycle(
         _emit_created(db, review)
     db.commit()
     return dict(dump_cycle(cycle), reviews_created=len(staff))
+
+
+def _check_no_overlap(
+    db: ServiceSession,
+    org: DirectoryOrganisation | None,
+    org_id: str,
+    values: dict[str, Any],
+) -> None:
+    """Staff have one cycle at a time: a school's cycle may not overlap its
+    own or its trust's, nor a trust's those of its schools."""
+    covering = directory.schools_of(db, org_id)
+    if org is not None and org.parent_trust_id:
+        covering.add(org.parent_trust_id)
+    clash = db.scalar(
+        select(Cycle.id).where(
+            Cycle.org_id.in_(covering),
+            Cycle.starts_on <= values["ends_on"],
+            Cycle.ends_on >= values["starts_on"],
+        )
+    )
+    if clash is not None:
+        raise CycleOverlaps(fields={"cycle_id": clash})
 
 
 def _default_reviewer(person: DirectoryUser) -> str | None:

@@ -28,6 +28,14 @@ class MilestoneOutsideCycle(ReviewsError):
     title = "Milestones must fall inside the cycle, in order"
 
 
+class CycleOverlaps(ReviewsError):
+    """Another cycle covering the same staff overlaps these dates."""
+
+    code = "CYCLE_OVERLAPS"
+    status = 409
+    title = "Another review cycle for these staff overlaps these dates"
+
+
 class ReviewExists(ReviewsError):
     code = "REVIEW_EXISTS"
     status = 409

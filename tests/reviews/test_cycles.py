@@ -153,3 +153,37 @@ def test_cycles_are_listed_to_admins_and_participants_only(db, world):
     assert cycles.list_cycles(db, world.yew_admin.identity)["items"] == []
     with pytest.raises(NotFound):
         cycles.get_cycle(db, world.yan.identity, cycle["id"])
+
+
+def test_cycles_covering_the_same_staff_may_not_overlap(db, world):
+    """A second Elm cycle, or a trust cycle over Elm's dates, is CYCLE_OVERLAPS."""
+    first = open_elm_cycle(db, world)
+    with pytest.raises(PlatformError) as caught:
+        open_elm_cycle(
+            db,
+            world,
+            name="Again",
+            starts_on="2031-07-01",
+            ends_on="2032-06-30",
+            objectives_due="2031-09-30",
+            interim_due="2032-01-31",
+            final_due="2032-06-15",
+        )
+    assert caught.value.code == "CYCLE_OVERLAPS"
+    assert caught.value.fields == {"cycle_id": first["id"]}
+    with pytest.raises(PlatformError) as caught:
+        cycles.open_cycle(
+            db, world.trust_admin.identity, dict(CYCLE, org_id=world.trust), now=T0
+        )
+    assert caught.value.code == "CYCLE_OVERLAPS"
+    next_year = {
+        "name": "2031-32",
+        "starts_on": "2031-09-01",
+        "ends_on": "2032-07-31",
+        "objectives_due": "2031-10-31",
+        "interim_due": "2032-02-28",
+        "final_due": "2032-07-15",
+    }
+    data = dict(next_year, org_id=world.elm)
+    made = cycles.open_cycle(db, world.elm_admin.identity, data, now=T0)
+    assert made["reviews_created"] == 4
