@@ -34,6 +34,7 @@ from gateway.reviews_schemas import (
     ReviewCycleListSchema,
     ReviewCycleReportSchema,
     ReviewCycleSchema,
+    ReviewDirectorySyncSchema,
     ReviewEvidenceLinkSchema,
     ReviewEvidenceListSchema,
     ReviewEvidenceQuerySchema,
@@ -89,6 +90,22 @@ class ReviewsRoutes:
     and reports. Mixed into :class:`gateway.service.GatewayService`."""
 
     reviews_rpc = GatewayRpc("reviews")
+
+    # Staff directory
+
+    @route(
+        "POST",
+        f"{PREFIX}/directory/sync",
+        response=ReviewDirectorySyncSchema,
+        tag=TAG,
+    )
+    def sync_review_directory(self, request: Any, caller: Identity) -> Any:
+        """Copy from auth the staff and line managers the admin's roles cover.
+
+        For people created before the reviews service first ran; later
+        changes reach it through auth's events.
+        """
+        return self.reviews_rpc.sync_directory()
 
     # Cycles and reports
 

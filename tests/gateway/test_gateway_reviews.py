@@ -304,6 +304,8 @@ def test_bad_requests_answer_problems_with_codes(apis):
         data=PDF + b"z" * (2 * 1024 * 1024),
     )
     assert (huge.status_code, huge.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    sync = tom.call("POST", "/api/v1/reviews/directory/sync")
+    assert (sync.status_code, sync.json()["code"]) == (404, "NOT_FOUND")
     anonymous = requests.get(apis["eve"].base_url + "/api/v1/reviews/cycles", timeout=5)
     assert anonymous.status_code == 401
 
@@ -318,5 +320,5 @@ def test_the_openapi_document_lists_the_reviews_routes():
         for method in item
     ]
     assert ("post", "/api/v1/reviews/reviews/{review_id}/steps") in operations
-    assert len(operations) == 28
+    assert len(operations) == 29
     assert "ReviewCycleCreate" in doc["components"]["schemas"]
