@@ -62,8 +62,9 @@ def record_attendance(
     session = next((s for s in event.sessions if s.id == session_id), None)
     if session is None:
         raise NotFound("No such session")
-    if event.status not in ("scheduled", "completed"):
-        raise InvalidState(f"A {event.status} event has no attendance")
+    if event.status != "scheduled":
+        # Once completed, the CPD records were made from the marks as they were.
+        raise InvalidState(f"A {event.status} event takes no attendance")
     if session.starts_at > now:
         raise InvalidState("Attendance is taken once the session has started")
     booked = set(

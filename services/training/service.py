@@ -11,7 +11,8 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from plumbing.database import Database
-from plumbing.errors import PlatformError
+from plumbing.envelope import validate_envelope
+from plumbing.errors import PlatformError, ValidationFailed
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
 from plumbing.rpc import ServiceRpc
@@ -73,26 +74,38 @@ class TrainingService:
     @auth_event("organisation_created")
     def handle_organisation_created(self, payload: dict[str, Any]) -> None:
         """Keep the new organisation (its trust and time zone); once per event."""
-        directory.apply_auth_event(self.db, payload, self.now())
+        self._apply_auth_event(payload)
 
     @auth_event("user_created")
     def handle_user_created(self, payload: dict[str, Any]) -> None:
         """Keep the new user's school and line manager; once per event."""
-        directory.apply_auth_event(self.db, payload, self.now())
+        self._apply_auth_event(payload)
 
     @auth_event("user_updated")
     def handle_user_updated(self, payload: dict[str, Any]) -> None:
         """Follow a change of school, line manager or name; once per event."""
-        directory.apply_auth_event(self.db, payload, self.now())
+        self._apply_auth_event(payload)
 
     @auth_event("user_deactivated")
     def handle_user_deactivated(self, payload: dict[str, Any]) -> None:
         """Mark the user inactive (left out of target reports)."""
-        directory.apply_auth_event(self.db, payload, self.now())
+        self._apply_auth_event(payload)
 
     @auth_event("user_reactivated")
     def handle_user_reactivated(self, payload: dict[str, Any]) -> None:
         """Mark the user active again."""
+        self._apply_auth_event(payload)
+
+    def _apply_auth_event(self, payload: Any) -> None:
+        """Apply a valid envelope once. One that can never be applied (not an
+        envelope) is logged and dropped, not requeued for ever; any other
+        failure (the database away) raises, and the message is requeued."""
+        try:
+            validate_envelope(payload)
+        except (ValidationFailed, TypeError, AttributeError):
+            fields = getattr(payload, "keys", lambda: [])()
+            self.log.error("auth_event_dropped", keys=sorted(map(str, fields)))
+            return
         directory.apply_auth_event(self.db, payload, self.now())
 
     # Timers

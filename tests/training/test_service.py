@@ -14,6 +14,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import Rpc, rpc
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from plumbing.envelope import make_event
 from plumbing.errors import NotFound, from_remote
@@ -251,3 +252,27 @@ def test_what_auth_events_never_delivered_is_asked_of_auth(
     assert approved["status"] == "booked"
     db.rollback()
     assert db.get(Staff, "nora").line_manager_id == "max"
+
+
+def test_an_auth_message_that_is_not_an_envelope_is_dropped_not_retried(
+    container_factory, training_config, world, db
+):
+    """A malformed message is logged once and dropped; the next event applies."""
+    container_factory(TrainingService, training_config).start()
+    dispatch = event_dispatcher(training_config)
+    created = make_event(
+        "auth.user_created",
+        subject_type="user",
+        subject_id="sam",
+        org_id=world.elm,
+        changes={
+            "org_id": {"before": None, "after": world.elm},
+            "line_manager_id": {"before": None, "after": "margo"},
+        },
+    )
+    with capture_logs() as logs:
+        dispatch("auth", "user_created", {"not": "an envelope"})
+        dispatch("auth", "user_created", created)
+        assert _wait_for(lambda: _manager_of(db, "sam") == "margo")
+    assert [e["event"] for e in logs].count("auth_event_dropped") == 1
+    assert _processed(db) == 1
