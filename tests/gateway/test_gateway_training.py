@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Client
+import requests
 from gateway_support import SECRET
 from icalendar import Calendar
 from sqlalchemy.orm import sessionmaker
@@ -39,6 +39,24 @@ ROLES = {
     "tom": (ELM, {"staff": [ELM]}),
     "yves": (YEW, {"cpd_lead": [YEW]}),
 }
+
+
+class Client:
+    """``requests`` against one gateway; the base URL is prefixed."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 20)
+        return self.session.request(method, self.base_url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
 
 
 def token(user_id: str) -> dict[str, str]:
