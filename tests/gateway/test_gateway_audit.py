@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import Client
+import requests
 from kombu import Connection, Producer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
@@ -59,6 +59,26 @@ PEOPLE = {
     "staff_b": ("school_b", "staff", "10.1.0.7"),
 }
 FAILED_IP = "10.9.9.9"
+
+
+class Client:
+    """``requests`` against the gateway, the base URL prefixed (like the
+    gateway conftest's, which a module named ``conftest`` cannot be relied on
+    to import when other test folders run in the same session)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.session.request(method, self.base_url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -223,8 +243,7 @@ def _all_pages(client: Client, path: str, headers: dict, **params: Any) -> list:
 def test_school_auditor_sees_only_their_school_and_trust_auditor_sees_both(
     platform,
 ) -> None:
-    """School A's auditor sees no login or change of school B, B's auditor none
-    of A, and the trust auditor sees both schools."""
+    """School A's auditor sees nothing of B, B's none of A; the trust's sees both."""
     client, ids = platform.client, platform.ids
     seen = {}
     for auditor in ("aud_a", "aud_b", "aud_t"):
@@ -275,8 +294,7 @@ def test_login_log_filters_by_user_outcome_reason_ip_and_time(platform) -> None:
 
 
 def test_change_log_filters_and_shows_before_and_after_decrypted(platform) -> None:
-    """Changes filter by entity, actor and type, and show each field's before
-    and after in clear while the subject's key exists."""
+    """Changes filter by entity, actor and type, with before/after decrypted."""
     client, ids = platform.client, platform.ids
     headers = platform.headers["aud_t"]
     page = client.get(
@@ -304,8 +322,7 @@ def test_change_log_filters_and_shows_before_and_after_decrypted(platform) -> No
 def test_cursor_pages_walk_the_log_both_ways_without_gaps_or_overlaps(
     platform,
 ) -> None:
-    """Pages of two, followed by next_cursor, give every entry once, oldest or
-    newest first, and the last page has no next_cursor."""
+    """Pages of two via next_cursor give every login once, oldest or newest first."""
     client, headers = platform.client, platform.headers["aud_t"]
     whole = client.get("/api/v1/audit/logins?limit=100", headers=headers).json()
     assert whole["next_cursor"] is None
@@ -323,9 +340,7 @@ def test_cursor_pages_walk_the_log_both_ways_without_gaps_or_overlaps(
 def test_jsonl_export_streams_with_checkpoints_and_the_verifier_passes(
     platform, monkeypatch
 ) -> None:
-    """The JSON Lines export streams page by page, holds checkpoints and the
-    seal, hides school B behind redacted links, and the stand-alone verifier
-    passes on it with the public key from the API."""
+    """JSONL export streams in pages with checkpoints and seal; the verifier passes."""
     monkeypatch.setattr(audit_routes, "EXPORT_PAGE", 7)
     client, headers = platform.client, platform.headers["aud_a"]
     wait_until(
@@ -367,8 +382,7 @@ def test_jsonl_export_streams_with_checkpoints_and_the_verifier_passes(
 
 
 def test_csv_export_streams_the_callers_rows_decrypted(platform) -> None:
-    """The CSV export streams one row per entry of the caller's school, with
-    the header row and personal values in clear."""
+    """The CSV export streams the caller's school's rows with values in clear."""
     client, ids = platform.client, platform.ids
     response = client.get(
         "/api/v1/audit/export",
@@ -402,8 +416,7 @@ def test_verify_reports_the_chain_sound_up_to_its_head(platform) -> None:
 def test_staff_is_refused_every_audit_route_and_the_refusals_are_logged(
     platform,
 ) -> None:
-    """A staff user gets 403 on every read and 404 on erasing a key, and each
-    refusal reaches the log as authz.denied."""
+    """Staff get 403 on reads, 404 on erasure, and every refusal is logged."""
     client, ids = platform.client, platform.ids
     headers = platform.headers["staff_a"]
     refused = {
@@ -440,8 +453,7 @@ def test_staff_is_refused_every_audit_route_and_the_refusals_are_logged(
 
 
 def test_reads_and_exports_are_themselves_logged(platform) -> None:
-    """Reading and exporting the log leave audit.log_read and
-    audit.log_exported entries that the reader's auditor can see."""
+    """Reads and exports of the log are themselves logged and visible."""
     client, ids = platform.client, platform.ids
     headers = platform.headers["aud_a"]
     assert client.get("/api/v1/audit/logins", headers=headers).status_code == 200
@@ -470,8 +482,7 @@ def test_reads_and_exports_are_themselves_logged(platform) -> None:
 
 
 def test_dead_letters_are_shown_to_trust_admins_only(platform, rabbit_config) -> None:
-    """A message the audit service cannot parse is counted in the dead letters
-    a trust admin sees; a school admin is refused."""
+    """Unparseable messages show in the dead letters of a trust admin only."""
     with Connection(rabbit_config["AMQP_URI"]) as conn:
         Producer(conn.channel()).publish(
             b"not json at all",
@@ -500,8 +511,7 @@ def test_dead_letters_are_shown_to_trust_admins_only(platform, rabbit_config) ->
 
 
 def test_admin_erases_a_subjects_key_and_the_chain_still_verifies(platform) -> None:
-    """After a school admin erases a staff member's key their values read
-    [erased], the chain verifies, and another school's subject is 404."""
+    """An erased subject's values read [erased] and the chain still verifies."""
     client, ids = platform.client, platform.ids
     headers = platform.headers["adm_a"]
     erased = client.post(
@@ -523,8 +533,7 @@ def test_admin_erases_a_subjects_key_and_the_chain_still_verifies(platform) -> N
 
 
 def test_bad_audit_queries_are_refused_with_field_errors(platform) -> None:
-    """Limits over 100, unknown orders or parameters, dates without an offset
-    and a to_seq before from_seq are answered 422 naming the field."""
+    """Bad limits, orders, parameters, naive dates and seq ranges are 422."""
     client, headers = platform.client, platform.headers["aud_a"]
     cases = {
         "/api/v1/audit/logins?limit=101": "limit",
@@ -543,8 +552,7 @@ def test_bad_audit_queries_are_refused_with_field_errors(platform) -> None:
 def test_openapi_document_lists_the_audit_routes_and_their_schemas(
     platform, monkeypatch
 ) -> None:
-    """/api/v1/openapi.json has every audit path, its query parameters and the
-    answer schemas of gateway.audit_schemas as components."""
+    """The OpenAPI document has every audit path, its parameters and schemas."""
     if Gateway is not GatewayService:
         # The openapi route documents the class it names; until the audit
         # routes are among GatewayService's bases, point it at this one.
