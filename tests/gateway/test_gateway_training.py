@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -245,3 +246,204 @@ def test_a_report_downloads_as_csv(client):
     assert exported.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(row["user_id"], row["hours"]) for row in rows] == [("tom", "2.5")]
+
+
+def _until(moment: datetime) -> None:
+    while datetime.now(UTC) < moment:
+        time.sleep(0.2)
+
+
+def test_every_kind_of_training_route_answers_over_http(client):
+    """Settings, budget, targets, courses, events, direct booking, attendance,
+    completion, evaluation, history, external requests, absences and reports."""
+    lena, tom, margo = token("lena"), token("tom"), token("margo")
+    base = "/api/v1/training"
+
+    def call(method, path, who, status, **kwargs):
+        answer = client.request(method, base + path, headers=who, **kwargs)
+        assert answer.status_code == status, (path, answer.text)
+        return answer.json() if answer.content else None
+
+    call(
+        "PATCH",
+        f"/organisations/{ELM}/settings",
+        lena,
+        200,
+        json={"cover_daily_rate": "150", "followup_weeks": 4},
+    )
+    year = datetime.now(UTC).year - (datetime.now(UTC).month < 9)
+    call(
+        "PUT",
+        f"/organisations/{ELM}/budget",
+        lena,
+        200,
+        json={"year": year, "amount": "5000"},
+    )
+    call(
+        "PUT",
+        f"/organisations/{ELM}/hours-target",
+        lena,
+        200,
+        json={"job_role": "teacher", "year": year, "hours": "20"},
+    )
+    call(
+        "PATCH",
+        "/staff/tom",
+        lena,
+        200,
+        json={"department": "Maths", "job_role": "teacher"},
+    )
+    assert (
+        call("GET", f"/organisations/{ELM}/settings", tom, 200)["cover_daily_rate"]
+        == "150.00"
+    )
+
+    course = call(
+        "POST",
+        "/courses",
+        lena,
+        201,
+        json={"org_id": ELM, "title": "Questioning", "cpd_hours": "2", "fee": "30"},
+    )
+    call("PATCH", f"/courses/{course['id']}", lena, 200, json={"category": "Pedagogy"})
+    call("POST", f"/courses/{course['id']}/publish", lena, 200)
+    assert call("GET", f"/courses/{course['id']}", tom, 200)["category"] == "Pedagogy"
+    assert len(call("GET", "/courses?status=published", tom, 200)["items"]) == 1
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    event = call(
+        "POST",
+        "/events",
+        lena,
+        201,
+        json={
+            "course_id": course["id"],
+            "capacity": 2,
+            "sessions": [
+                session_at(start, hours=0)
+                | {"ends_at": (start + timedelta(seconds=2)).isoformat()}
+            ],
+        },
+    )
+    call("POST", f"/events/{event['id']}/schedule", lena, 200)
+    call("PATCH", f"/events/{event['id']}", lena, 200, json={"facilitator": "Fay"})
+    assert call("GET", "/events", tom, 200)["items"][0]["facilitator"] == "Fay"
+    booked = call(
+        "POST",
+        f"/events/{event['id']}/bookings/direct",
+        lena,
+        201,
+        json={"user_id": "tom", "cover_needed": True},
+    )
+    assert booked["status"] == "booked"
+    assert (
+        call("GET", "/bookings?mine=true", tom, 200)["items"][0]["id"] == (booked["id"])
+    )
+    assert call("GET", f"/bookings/{booked['id']}", margo, 200)["user_id"] == "tom"
+
+    _until(start)
+    session_id = event["sessions"][0]["id"]
+    call(
+        "PUT",
+        f"/events/{event['id']}/sessions/{session_id}/attendance",
+        lena,
+        200,
+        json={"entries": [{"booking_id": booked["id"], "status": "attended"}]},
+    )
+    _until(start + timedelta(seconds=2))
+    assert (
+        call("POST", f"/events/{event['id']}/complete", lena, 200)["cpd_records"] == 1
+    )
+    call(
+        "POST",
+        f"/bookings/{booked['id']}/evaluation",
+        tom,
+        201,
+        json={"rating": 5, "will_change": "Wait time"},
+    )
+    assert call("GET", "/follow-ups", tom, 200) == {"items": []}
+    early = call(
+        "POST",
+        f"/bookings/{booked['id']}/follow-up",
+        tom,
+        409,
+        json={"impact": "Too soon"},
+    )
+    assert early["code"] == "INVALID_STATE"
+    history = call("GET", "/cpd-history", tom, 200)
+    assert history["years"][0]["hours"] == 2.0
+    progress = call("GET", f"/cpd-progress?year={year}&user_id=tom", margo, 200)
+    assert (progress["hours"], progress["target"]) == (2.0, 20.0)
+
+    day = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    external = {
+        "provider": "Hub",
+        "title": "Conference",
+        "start_date": day,
+        "end_date": day,
+        "days": "1",
+        "hours": "6",
+        "fee": "100",
+        "cover_needed": True,
+        "rationale": "Why",
+        "intended_impact": "What",
+    }
+    first = call("POST", "/external-requests", tom, 201, json=external)
+    assert (
+        call("POST", f"/external-requests/{first['id']}/approve", margo, 200)["status"]
+        == "approved"
+    )
+    second = call("POST", "/external-requests", tom, 201, json=external)
+    call(
+        "POST",
+        f"/external-requests/{second['id']}/decline",
+        margo,
+        200,
+        json={"reason": "One is enough"},
+    )
+    assert (
+        call("GET", f"/external-requests/{second['id']}", tom, 200)["status"]
+        == "declined"
+    )
+    call(
+        "POST",
+        "/absences",
+        tom,
+        201,
+        json={
+            "start_date": day,
+            "end_date": day,
+            "days": "0.5",
+            "reason": "Moderation",
+            "cover_needed": False,
+        },
+    )
+    assert len(call("GET", "/absences", tom, 200)["items"]) == 3
+    assert len(call("GET", f"/absences?org_id={ELM}", lena, 200)["items"]) == 3
+
+    for name in ("hours", "attendance", "spend", "targets"):
+        assert call("GET", f"/reports/{name}", lena, 200)["report"] == name
+    assert call("GET", "/reports/nonsense", lena, 404)["code"] == "NOT_FOUND"
+
+    later = call(
+        "POST",
+        "/events",
+        lena,
+        201,
+        json={
+            "course_id": course["id"],
+            "capacity": 1,
+            "sessions": [session_at(start + timedelta(days=9))],
+        },
+    )
+    call("POST", f"/events/{later['id']}/schedule", lena, 200)
+    place = call("POST", f"/events/{later['id']}/bookings", tom, 201, json={})
+    call(
+        "POST", f"/bookings/{place['id']}/decline", margo, 200, json={"reason": "Clash"}
+    )
+    again = call("POST", f"/events/{later['id']}/bookings", tom, 201, json={})
+    call("POST", f"/bookings/{again['id']}/cancel", tom, 200)
+    assert (
+        call("POST", f"/events/{later['id']}/cancel", lena, 200)["status"]
+        == "cancelled"
+    )
+    call("POST", f"/courses/{course['id']}/archive", lena, 200)
