@@ -158,6 +158,19 @@ def ensure_staff(db: ServiceSession, caller: Identity, auth: AuthLookup | None) 
         db.commit()
 
 
+def ensure_user(db: ServiceSession, user_id: str, auth: AuthLookup | None) -> None:
+    """Copy a user the caller may read (a CPD lead's or admin's staff) from
+    auth if their event never arrived; commits."""
+    staff = db.get(Staff, user_id)
+    if auth is None or (staff is not None and staff.synced):
+        return
+    found = auth.get_user(user_id)
+    if found and found.get("org_id"):
+        _apply_user(db, user_id, found["org_id"], _user_values(found))
+        db.get(Staff, user_id).synced = True  # type: ignore[union-attr]
+        db.commit()
+
+
 def ensure_manager(
     db: ServiceSession, caller: Identity, user_id: str, auth: AuthLookup | None
 ) -> None:

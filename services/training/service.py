@@ -149,6 +149,7 @@ class TrainingService:
     ) -> dict[str, Any]:
         """A CPD lead or admin of the person's org: department and job role.
         Emits ``training.staff_profile_updated``."""
+        directory.ensure_user(self.db, user_id, self._auth())
         return directory.update_staff_profile(self.db, caller, user_id, data)
 
     # Courses
@@ -306,6 +307,7 @@ class TrainingService:
         """A CPD lead of the person's school: a place or waitlist position
         without approvals. Emits ``training.booking_booked`` or
         ``training.booking_waitlisted``."""
+        directory.ensure_user(self.db, user_id, self._auth())
         return bookings.book_staff(
             self.db, caller, event_id, user_id, data, now=self.now()
         )

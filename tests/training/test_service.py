@@ -213,6 +213,7 @@ class FakeAuthService:
     def get_user(self, user_id):
         users = {
             "nora": {"id": "nora", "org_id": "school-new", "line_manager_id": "max"},
+            "nia": {"id": "nia", "org_id": "school-elm", "line_manager_id": None},
         }
         if user_id not in users:
             raise NotFound("No such user")
@@ -235,7 +236,8 @@ def test_what_auth_events_never_delivered_is_asked_of_auth(
     container_factory, training_config, training_rpc, world, db
 ):
     """Nora's school, trust and line manager come from auth by RPC: she sees
-    the trust's event, and Max, her manager, can approve her request."""
+    the trust's event, and Max, her manager, can approve her request; Elm's
+    lead can book Nia, whom only auth knows."""
     container_factory(FakeAuthService, training_config).start()
     container_factory(TrainingService, training_config).start()
     event = scheduled_event(
@@ -252,6 +254,10 @@ def test_what_auth_events_never_delivered_is_asked_of_auth(
     assert approved["status"] == "booked"
     db.rollback()
     assert db.get(Staff, "nora").line_manager_id == "max"
+
+    with training_rpc(world.lead.identity) as training:
+        direct = training.book_staff(event["id"], "nia", {})
+    assert (direct["status"], direct["org_id"]) == ("booked", world.elm)
 
 
 def test_an_auth_message_that_is_not_an_envelope_is_dropped_not_retried(
