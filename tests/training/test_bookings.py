@@ -231,3 +231,18 @@ def test_a_second_request_for_the_same_event_is_already_booked(db, world):
     with pytest.raises(AlreadyBooked) as caught:
         bookings.request_booking(db, world.tom.identity, event["id"], {}, now=T0)
     assert caught.value.code == "ALREADY_BOOKED"
+
+
+def test_a_larger_capacity_gives_the_new_places_to_the_waitlist_in_order(db, world):
+    """Capacity 1 to 2 promotes the first waiting, not the second."""
+    event = scheduled_event(db, world.lead, world.elm, capacity=1)
+    lead = world.lead.identity
+    walt = add_person(db, "walt", world.elm, {"staff": [world.elm]})
+    made = [
+        bookings.book_staff(db, lead, event["id"], user, {}, now=T0)
+        for user in ("tom", "tara", walt.user_id)
+    ]
+    catalogue.update_event(db, lead, event["id"], {"capacity": 2}, now=T0)
+    promoted = outbox(db, events.BOOKING_PROMOTED)
+    assert [e["subject"]["id"] for e in promoted] == [made[1]["id"]]
+    assert bookings.get_booking(db, lead, made[2]["id"])["status"] == "waitlisted"

@@ -6,7 +6,12 @@ import pytest
 
 from plumbing.errors import NotFound, ValidationFailed
 from services.training import costs, directory, events
-from services.training.exceptions import InvalidDates, NotYourReport, SelfApproval
+from services.training.exceptions import (
+    InvalidDates,
+    NotYourReport,
+    RequestExpired,
+    SelfApproval,
+)
 
 from .conftest import T0, outbox
 
@@ -106,3 +111,15 @@ def test_other_pd_absences_are_costed_at_the_daily_cover_rate(db, world):
     assert [(a["user_id"], a["cover_cost"]) for a in listed] == [("tara", "100.00")]
     with pytest.raises(NotFound):
         costs.list_absences(db, world.yew_lead.identity, world.elm)
+
+
+def test_an_external_request_undecided_when_its_training_starts_expires(db, world):
+    """Deciding after the start date is REQUEST_EXPIRED, with its own event."""
+    asked = costs.submit_external_request(db, world.tom.identity, external(), now=T0)
+    late = T0.replace(year=2030, month=3, day=4)
+    with pytest.raises(RequestExpired):
+        costs.approve_external_request(
+            db, world.manager.identity, asked["id"], now=late
+        )
+    expired = outbox(db, events.EXTERNAL_REQUEST_EXPIRED)
+    assert [e["subject"]["id"] for e in expired] == [asked["id"]]
