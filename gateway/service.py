@@ -18,6 +18,7 @@ from nameko.timer import timer
 from werkzeug.wrappers import Response
 
 from gateway import docs
+from gateway.audit_routes import AuditRoutes
 from gateway.dependencies import (
     CSRF_HEADER,
     GATEWAY_IDENTITY,
@@ -71,8 +72,12 @@ log = structlog.get_logger()
 WARMUP_INTERVAL = 2.0
 
 
-class GatewayService:
-    """HTTP routes under ``/api/v1``, plus ``/health`` and ``/ready``."""
+class GatewayService(AuditRoutes):
+    """HTTP routes under ``/api/v1``, plus ``/health`` and ``/ready``.
+
+    Each service's routes beyond auth's live in a mixin of their own module
+    (``gateway/<service>_routes.py``) and join here as a base class.
+    """
 
     name = "gateway"
 
