@@ -398,6 +398,11 @@ def update_event(
         raise InvalidState(f"A {event.status} event cannot be changed")
     timezone = organisation(db, event.org_id).timezone
     before = dump_event(db, event)
+    if values.get("capacity", event.capacity) < before["booked"]:
+        raise InvalidState(
+            f"{before['booked']} places are booked; cancel some before lowering "
+            "the capacity below that"
+        )
     if "sessions" in values and event.starts_at <= now:
         raise InvalidState("The sessions cannot change once the event has begun")
     if "sessions" in values:

@@ -10,6 +10,7 @@ from services.training.exceptions import (
     AlreadyBooked,
     BudgetExceeded,
     EventNotBookable,
+    InvalidState,
     NotYourReport,
     RequestExpired,
     SelfApproval,
@@ -246,3 +247,5 @@ def test_a_larger_capacity_gives_the_new_places_to_the_waitlist_in_order(db, wor
     promoted = outbox(db, events.BOOKING_PROMOTED)
     assert [e["subject"]["id"] for e in promoted] == [made[1]["id"]]
     assert bookings.get_booking(db, lead, made[2]["id"])["status"] == "waitlisted"
+    with pytest.raises(InvalidState):
+        catalogue.update_event(db, lead, event["id"], {"capacity": 1}, now=T0)
