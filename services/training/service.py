@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import SERVICE_POOL, event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from plumbing.database import Database
@@ -15,7 +14,7 @@ from plumbing.envelope import validate_envelope
 from plumbing.errors import PlatformError, ValidationFailed
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
-from plumbing.rpc import ServiceRpc
+from plumbing.rpc import ServiceRpc, rpc
 from services.training import (
     bookings,
     calendar,
