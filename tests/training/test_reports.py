@@ -170,3 +170,15 @@ def test_reports_export_as_csv_with_a_header(db, world, activity):
         (world.ash, "4.0"),
     }
     assert exported["filename"] == "hours-report.csv"
+
+
+def test_hours_cover_exactly_the_date_range_asked(db, world, activity):
+    """From 1 June to 1 July 2029 only Amy's earlier 9 hours count."""
+    report = reports.hours_report(
+        db,
+        world.trust_lead.identity,
+        {"group_by": "person", "start": "2029-06-01", "end": "2029-07-01"},
+        now=T0,
+    )
+    assert [(i["user_id"], i["hours"]) for i in report["items"]] == [("amy", 9.0)]
+    assert (report["start"], report["end"]) == ("2029-06-01", "2029-07-01")
