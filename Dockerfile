@@ -24,4 +24,4 @@ RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin cpd \
 USER cpd
 
 EXPOSE 8000
-CMD ["nameko", "run", "--config", "config.yml", "gateway.service"]
+CMD ["nameko", "run", "--config", "config.yml", "gateway.service:GatewayService"]

@@ -272,7 +272,7 @@ class AuditRun:
                     "run",
                     "--config",
                     str(ROOT / "config.yml"),
-                    "services.audit.service",
+                    "services.audit.service:AuditService",
                 ],
                 cwd=ROOT,
                 env=env,

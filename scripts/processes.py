@@ -21,11 +21,13 @@ from kombu import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# nameko module of each process, in start order; the gateway comes last.
+# nameko service (module:class) of each process, in start order; the gateway
+# comes last. The class is named because a module may import other classes
+# with entrypoints (the gateway's route mixins).
 PROCESS_MODULES = {
-    "auth": "services.auth.service",
-    "audit": "services.audit.service",
-    "gateway": "gateway.service",
+    "auth": "services.auth.service:AuthService",
+    "audit": "services.audit.service:AuditService",
+    "gateway": "gateway.service:GatewayService",
 }
 
 

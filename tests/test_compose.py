@@ -143,22 +143,21 @@ def _runner_modules() -> dict[str, str]:
     raise AssertionError("scripts/processes.py has no PROCESS_MODULES")
 
 
-def _service_class_names(module: str) -> set[str]:
-    """Names (``name = "..."``) of the classes defined in a module's source."""
+def _service_name_of(target: str) -> str:
+    """The ``name`` of the nameko class a ``module:Class`` target names."""
+    module, class_name = target.split(":")
     path = ROOT / Path(*module.split(".")).with_suffix(".py")
     assert path.exists(), f"{module} has no source file"
-    names = set()
     for node in ast.parse(path.read_text()).body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for statement in node.body:
-            if (
-                isinstance(statement, ast.Assign)
-                and [getattr(t, "id", None) for t in statement.targets] == ["name"]
-                and isinstance(statement.value, ast.Constant)
-            ):
-                names.add(statement.value.value)
-    return names
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for statement in node.body:
+                if (
+                    isinstance(statement, ast.Assign)
+                    and [getattr(t, "id", None) for t in statement.targets] == ["name"]
+                    and isinstance(statement.value, ast.Constant)
+                ):
+                    return statement.value.value
+    raise AssertionError(f"{target} is not a class with a nameko name")
 
 
 @pytest.mark.parametrize("service", NAMEKO_SERVICES)
@@ -171,7 +170,7 @@ def test_each_service_runs_its_nameko_module_like_the_local_runner(
     module = _runner_modules()[service]
 
     assert definition["command"] == ["nameko", "run", "--config", "config.yml", module]
-    assert service in _service_class_names(module)
+    assert _service_name_of(module) == service
 
 
 @pytest.mark.parametrize("service", NAMEKO_SERVICES)

@@ -18,12 +18,11 @@ SERVICE_MODULES = {
 }
 
 
-def _service_class(module_path: str, name: str) -> type:
-    module = importlib.import_module(module_path)
-    for _, cls in inspect.getmembers(module, inspect.isclass):
-        if cls.__module__ == module_path and getattr(cls, "name", None) == name:
-            return cls
-    raise AssertionError(f"{module_path} has no service named {name}")
+def _service_class(target: str, name: str) -> type:
+    module_path, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_path), class_name)
+    assert cls.name == name
+    return cls
 
 
 def _rpc_methods(cls: type) -> list[tuple[str, Any, list[Any]]]:

@@ -215,6 +215,28 @@ def test_password_reset_code_arrives_in_the_mailbox_and_works_once(
     assert all(code not in str(p) for p in _outbox_payloads(platform))
 
 
+def test_auditors_read_the_login_log_of_their_own_scope_only(login: Any) -> None:
+    """Sign-ins reach the audit log across processes; a school auditor sees
+    their school's, the trust auditor both schools'."""
+    riverside = _remember(login("riverside.teacher")).user
+    hillcrest = _remember(login("hillcrest.teacher")).user
+    school_auditor = _remember(login("riverside.auditor"))
+    trust_auditor = _remember(login("trust.auditor"))
+
+    def users_seen(auditor: Any) -> set[str]:
+        page = auditor.get(
+            "/audit/logins", params={"limit": 100, "outcome": "succeeded"}
+        )
+        assert page.status_code == 200, page.text
+        return {item["user_id"] for item in page.json()["items"]}
+
+    seen = _wait_for(lambda: hillcrest["id"] in users_seen(trust_auditor))
+    assert seen, "the trust auditor never saw the hillcrest sign-in"
+    assert riverside["id"] in users_seen(trust_auditor)
+    assert riverside["id"] in users_seen(school_auditor)
+    assert hillcrest["id"] not in users_seen(school_auditor)
+
+
 def test_stopped_service_gives_503_or_504_and_ready_says_so(
     platform: Any, login: Any
 ) -> None:
