@@ -27,6 +27,7 @@ from services.reviews.models import (
     OBJECTIVES_AGREED,
     SIGNED_OFF,
     Cycle,
+    Evidence,
     Objective,
     ProgressUpdate,
     Review,
@@ -35,6 +36,7 @@ from services.reviews.schemas import (
     ObjectiveCreateSchema,
     ObjectiveUpdateSchema,
     ProgressSchema,
+    dump_evidence,
     dump_objective,
     dump_progress,
     load,
@@ -185,7 +187,8 @@ def record_progress(
 def get_objective(
     db: ServiceSession, caller: Identity, objective_id: Any
 ) -> dict[str, Any]:
-    """The objective with its progress updates, oldest first."""
+    """The objective with its progress updates (oldest first) and evidence;
+    its CPD records are ids only, so the training service is not asked."""
     objective, _review = readable_objective(
         db, caller, objective_id, "reviews.get_objective"
     )
@@ -196,4 +199,10 @@ def get_objective(
     )
     answer = dump_objective(objective)
     answer["progress"] = [dump_progress(update) for update in updates]
+    attached = db.scalars(
+        select(Evidence)
+        .where(Evidence.target_type == "objective", Evidence.target_id == objective.id)
+        .order_by(Evidence.added_at, Evidence.id)
+    )
+    answer["evidence"] = [dump_evidence(item) for item in attached]
     return answer

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from plumbing.errors import NotFound, PlatformError
-from services.reviews import events, evidence
+from services.reviews import events, evidence, objectives
 from services.reviews.models import Evidence
 from services.reviews.storage import EvidenceStore, sniff
 
@@ -122,6 +122,8 @@ def test_download_is_checked_like_a_read_and_against_the_checksum(db, world, sto
     kept = upload(
         db, store, world.tom, "objective", objective["id"], "a.docx", docx_bytes()
     )
+    listed = objectives.get_objective(db, world.tom.identity, objective["id"])
+    assert [e["id"] for e in listed["evidence"]] == [kept["id"]]
     got = evidence.download_evidence(db, world.margo.identity, kept["id"], store)
     assert base64.b64decode(got["content_base64"]) == docx_bytes()
     assert len(outbox(db, events.EVIDENCE_DOWNLOADED)) == 1

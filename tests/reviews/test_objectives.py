@@ -54,6 +54,8 @@ def test_cpd_records_are_linked_by_id(db, world):
         db, world.margo.identity, objective["id"], {"cpd_record_ids": ["cpd-1"]}, now=T0
     )
     assert changed["cpd_record_ids"] == ["cpd-1"]
+    found = objectives.get_objective(db, world.tom.identity, objective["id"])
+    assert found["cpd_record_ids"] == ["cpd-1"] and found["evidence"] == []
     [event] = outbox(db, events.OBJECTIVE_UPDATED)
     assert event["changes"] == {"cpd_record_ids": {"before": [], "after": ["cpd-1"]}}
 
