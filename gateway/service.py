@@ -62,6 +62,7 @@ from gateway.sessions import (
     session_ids_of,
     session_response,
 )
+from gateway.training_routes import TrainingRoutes
 from plumbing.errors import NotFound, Unauthenticated
 from plumbing.identity import Identity
 from plumbing.logging import LogContext
@@ -72,7 +73,7 @@ log = structlog.get_logger()
 WARMUP_INTERVAL = 2.0
 
 
-class GatewayService(AuditRoutes):
+class GatewayService(AuditRoutes, TrainingRoutes):
     """HTTP routes under ``/api/v1``, plus ``/health`` and ``/ready``.
 
     Each service's routes beyond auth's live in a mixin of their own module

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROCESS_MODULES = {
     "auth": "services.auth.service:AuthService",
     "audit": "services.audit.service:AuditService",
+    "training": "services.training.service:TrainingService",
     "gateway": "gateway.service:GatewayService",
 }
 

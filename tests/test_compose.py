@@ -14,9 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Services that run nameko and may be scaled with --scale.
-NAMEKO_SERVICES = ("auth", "audit", "gateway")
+NAMEKO_SERVICES = ("auth", "audit", "training", "gateway")
 # Services that own a database.
-DATA_SERVICES = ("auth", "audit")
+DATA_SERVICES = ("auth", "audit", "training")
 
 
 def _compose_config(**env: str) -> subprocess.CompletedProcess[str]:
@@ -73,6 +73,7 @@ def test_the_jwt_secret_has_no_default() -> None:
         ("postgres", "pg_isready"),
         ("auth", "rpc_ping.py"),
         ("audit", "rpc_ping.py"),
+        ("training", "rpc_ping.py"),
         ("gateway", "/health"),
     ],
 )

@@ -43,11 +43,15 @@ def platform(
     data_dir: Path = tmp_path_factory.mktemp("e2e-data")
     name, auth_url = copy_database(database_templates("auth"), "auth")
     audit_name, audit_url = copy_database(database_templates("audit"), "audit")
+    training_name, training_url = copy_database(
+        database_templates("training"), "training"
+    )
     env = platform_env(
         {
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{e2e_vhost}",
             "AUTH_DATABASE_URL": auth_url,
             "AUDIT_DATABASE_URL": audit_url,
+            "TRAINING_DATABASE_URL": training_url,
             "JWT_SECRET": uuid.uuid4().hex,
             "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
             "DATA_DIR": str(data_dir),
@@ -78,6 +82,7 @@ def platform(
         platform.stop()
         drop_database(name)
         drop_database(audit_name)
+        drop_database(training_name)
 
 
 class Client:
