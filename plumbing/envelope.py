@@ -7,8 +7,9 @@ nameko ``event_handler(service, past_tense)`` binds to.
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from marshmallow import (
@@ -111,8 +112,171 @@ def make_event(
     return envelope
 
 
+# --- the fast path -------------------------------------------------------------
+#
+# Nearly every envelope is a plain JSON object of the expected shape. Checking
+# it with a few ``type() is`` tests and two regular expressions costs a tenth
+# of ``EnvelopeSchema.load``. The fast path accepts only a subset of what the
+# schema accepts, and returns exactly what the schema would return; anything
+# it is not sure of (and every error) goes to the schema, which decides and
+# words the field errors. ``tests/plumbing/test_plumbing_envelope.py`` checks
+# both properties on thousands of randomly altered envelopes.
+
+_ENVELOPE_FIELDS = frozenset(
+    {
+        "event_id",
+        "type",
+        "version",
+        "occurred_at",
+        "org_id",
+        "actor",
+        "subject",
+        "changes",
+        "data",
+        "request_id",
+    }
+)
+_REQUIRED_FIELDS = frozenset(
+    {"event_id", "type", "version", "occurred_at", "org_id", "actor", "subject"}
+)
+_ACTOR_FIELDS = ("user_id", "ip", "user_agent", "service")
+_ACTOR_FIELD_SET = frozenset(_ACTOR_FIELDS)
+_CHANGE_FIELDS = frozenset({"before", "after"})
+_SUBJECT_FIELDS = frozenset({"type", "id"})
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_TYPE_RE = re.compile(r"[a-z]+\.[a-z][a-z_]*")
+_UTC_STAMP_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,6}))?(Z|\+00:00)"
+)
+# What marshmallow makes of "Z" and of "+00:00" (utils.get_fixed_timezone(0)).
+_ZONES = {"Z": UTC, "+00:00": timezone(timedelta(0), "+0000")}
+
+
+def _fast_load(envelope: Any) -> dict[str, Any] | None:
+    """What ``EnvelopeSchema().load(envelope)`` returns, or None when this
+    envelope is anything but plain (then the schema decides)."""
+    if type(envelope) is not dict or not _REQUIRED_FIELDS <= envelope.keys():
+        return None
+    if not _ENVELOPE_FIELDS >= envelope.keys():
+        return None
+    event_id = envelope["event_id"]
+    type_ = envelope["type"]
+    version = envelope["version"]
+    occurred_at = envelope["occurred_at"]
+    org_id = envelope["org_id"]
+    request_id = envelope.get("request_id")
+    if (
+        type(event_id) is not str
+        or _UUID_RE.fullmatch(event_id) is None
+        or type(type_) is not str
+        or _TYPE_RE.fullmatch(type_) is None
+        or type(version) is not int
+        or version < 1
+        or type(occurred_at) is not str
+        or (org_id is not None and type(org_id) is not str)
+        or (request_id is not None and type(request_id) is not str)
+    ):
+        return None
+    stamp = _UTC_STAMP_RE.fullmatch(occurred_at)
+    if stamp is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = stamp.groups()
+    try:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int(fraction.ljust(6, "0")) if fraction else 0,
+            _ZONES[zone],
+        )
+    except ValueError:
+        return None
+    actor = _fast_actor(envelope["actor"])
+    subject = envelope["subject"]
+    if (
+        actor is None
+        or type(subject) is not dict
+        or subject.keys() != _SUBJECT_FIELDS
+    ):
+        return None
+    subject_type, subject_id = subject["type"], subject["id"]
+    if (
+        type(subject_type) is not str
+        or not 1 <= len(subject_type) <= 64
+        or type(subject_id) is not str
+        or not 1 <= len(subject_id) <= 128
+    ):
+        return None
+    changes = _fast_changes(envelope.get("changes", _MISSING))
+    data = envelope.get("data", _MISSING)
+    if data is _MISSING:
+        data = {}
+    elif type(data) is dict and all(type(key) is str for key in data):
+        data = dict(data)
+    else:
+        return None
+    if changes is None:
+        return None
+    return {
+        "event_id": uuid.UUID(event_id),
+        "type": type_,
+        "version": version,
+        "occurred_at": moment,
+        "org_id": org_id,
+        "actor": actor,
+        "subject": {"type": subject_type, "id": subject_id},
+        "changes": changes,
+        "data": data,
+        "request_id": request_id,
+    }
+
+
+_MISSING = object()
+
+
+def _fast_actor(actor: Any) -> dict[str, Any] | None:
+    if type(actor) is not dict or not _ACTOR_FIELD_SET >= actor.keys():
+        return None
+    loaded = {}
+    for name in _ACTOR_FIELDS:
+        value = actor.get(name)
+        if value is not None and type(value) is not str:
+            return None
+        loaded[name] = value
+    return loaded
+
+
+def _fast_changes(changes: Any) -> dict[str, Any] | None:
+    if changes is _MISSING:
+        return {}
+    if type(changes) is not dict:
+        return None
+    loaded = {}
+    for name, change in changes.items():
+        if (
+            type(name) is not str
+            or type(change) is not dict
+            or not _CHANGE_FIELDS >= change.keys()
+        ):
+            return None
+        loaded[name] = {"before": change.get("before"), "after": change.get("after")}
+    return loaded
+
+
 def validate_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Check an envelope; raise ValidationFailed with the field errors if bad."""
+    """Check an envelope; raise ValidationFailed with the field errors if bad.
+
+    Returns what ``EnvelopeSchema().load`` returns (UUID, aware datetime,
+    defaults filled in), by the fast path when the envelope is plain."""
+    loaded = _fast_load(envelope)
+    if loaded is not None:
+        return loaded
     try:
         return _schema.load(envelope)
     except ValidationError as error:
