@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,51 @@ def test_auditors_read_the_login_log_of_their_own_scope_only(login: Any) -> None
     assert riverside["id"] in users_seen(trust_auditor)
     assert riverside["id"] in users_seen(school_auditor)
     assert hillcrest["id"] not in users_seen(school_auditor)
+
+
+def test_a_teacher_books_a_course_and_their_line_manager_approves_it(
+    login: Any,
+) -> None:
+    """Across processes: a lead publishes a course, a teacher asks for a place,
+    their line manager (known to training from auth) approves, and the invite
+    is an iCalendar request."""
+    lead = _remember(login("riverside.cpdlead"))
+    teacher = _remember(login("riverside.teacher"))
+    manager = _remember(login("riverside.manager"))
+    school = lead.user["org_id"]
+    course = lead.post(
+        "/training/courses",
+        json={"org_id": school, "title": "Adaptive teaching", "cpd_hours": "3"},
+    )
+    assert course.status_code == 201, course.text
+    lead.post(f"/training/courses/{course.json()['id']}/publish")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    event = lead.post(
+        "/training/events",
+        json={
+            "course_id": course.json()["id"],
+            "capacity": 2,
+            "sessions": [
+                {
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(hours=3)).isoformat(),
+                    "venue": "Library",
+                }
+            ],
+        },
+    )
+    assert event.status_code == 201, event.text
+    lead.post(f"/training/events/{event.json()['id']}/schedule")
+
+    asked = teacher.post(f"/training/events/{event.json()['id']}/bookings", json={})
+    assert asked.status_code == 201, asked.text
+    approved = manager.post(f"/training/bookings/{asked.json()['id']}/approve")
+    invite = teacher.get(f"/training/bookings/{asked.json()['id']}/invite.ics")
+
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "booked"
+    assert invite.status_code == 200
+    assert "METHOD:REQUEST" in invite.text
 
 
 def test_stopped_service_gives_503_or_504_and_ready_says_so(
