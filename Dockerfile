@@ -19,8 +19,8 @@ RUN pip install .
 
 COPY . .
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin cpd \
-    && mkdir -p /app/data /var/lib/cpd-audit \
-    && chown cpd /app/data /var/lib/cpd-audit
+    && mkdir -p /app/data /var/lib/cpd-audit /var/lib/cpd-evidence \
+    && chown cpd /app/data /var/lib/cpd-audit /var/lib/cpd-evidence
 USER cpd
 
 EXPOSE 8000

@@ -33,6 +33,7 @@ from gateway.dependencies import (
 from gateway.http import problem, route
 from gateway.openapi import build_spec
 from gateway.problems import CsrfCheckFailed, describe
+from gateway.reviews_routes import ReviewsRoutes
 from gateway.schemas import (
     EmptySchema,
     HealthSchema,
@@ -73,7 +74,7 @@ log = structlog.get_logger()
 WARMUP_INTERVAL = 2.0
 
 
-class GatewayService(AuditRoutes, TrainingRoutes):
+class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes):
     """HTTP routes under ``/api/v1``, plus ``/health`` and ``/ready``.
 
     Each service's routes beyond auth's live in a mixin of their own module

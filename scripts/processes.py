@@ -28,6 +28,7 @@ PROCESS_MODULES = {
     "auth": "services.auth.service:AuthService",
     "audit": "services.audit.service:AuditService",
     "training": "services.training.service:TrainingService",
+    "reviews": "services.reviews.service:ReviewsService",
     "gateway": "gateway.service:GatewayService",
 }
 

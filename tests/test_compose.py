@@ -14,9 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Services that run nameko and may be scaled with --scale.
-NAMEKO_SERVICES = ("auth", "audit", "training", "gateway")
+NAMEKO_SERVICES = ("auth", "audit", "training", "reviews", "gateway")
 # Services that own a database.
-DATA_SERVICES = ("auth", "audit", "training")
+DATA_SERVICES = ("auth", "audit", "training", "reviews")
 
 
 def _compose_config(**env: str) -> subprocess.CompletedProcess[str]:
@@ -74,6 +74,7 @@ def test_the_jwt_secret_has_no_default() -> None:
         ("auth", "rpc_ping.py"),
         ("audit", "rpc_ping.py"),
         ("training", "rpc_ping.py"),
+        ("reviews", "rpc_ping.py"),
         ("gateway", "/health"),
     ],
 )
@@ -91,7 +92,8 @@ def test_services_start_in_order_of_health(compose: dict[str, Any]) -> None:
     services = compose["services"]
 
     assert services["migrate"]["depends_on"] == {
-        "postgres": {"condition": "service_healthy"}
+        "postgres": {"condition": "service_healthy"},
+        "rabbitmq": {"condition": "service_healthy"},
     }
     for service in DATA_SERVICES:
         assert services[service]["depends_on"] == {

@@ -9,14 +9,13 @@ from typing import Any
 
 import eventlet
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
 from plumbing.database import Database
 from plumbing.envelope import validate_envelope
 from plumbing.errors import PlatformError, ValidationFailed
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
-from plumbing.rpc import ServiceRpc
+from plumbing.rpc import ServiceRpc, rpc
 from services.reviews import (
     comments,
     cycles,

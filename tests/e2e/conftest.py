@@ -43,15 +43,19 @@ def platform(
     data_dir: Path = tmp_path_factory.mktemp("e2e-data")
     name, auth_url = copy_database(database_templates("auth"), "auth")
     audit_name, audit_url = copy_database(database_templates("audit"), "audit")
-    training_name, training_url = copy_database(
-        database_templates("training"), "training"
-    )
+    databases = {
+        service: copy_database(database_templates(service), service)
+        for service in ("training", "reviews")
+    }
     env = platform_env(
         {
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{e2e_vhost}",
             "AUTH_DATABASE_URL": auth_url,
             "AUDIT_DATABASE_URL": audit_url,
-            "TRAINING_DATABASE_URL": training_url,
+            **{
+                f"{service.upper()}_DATABASE_URL": url
+                for service, (_, url) in databases.items()
+            },
             "JWT_SECRET": uuid.uuid4().hex,
             "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
             "DATA_DIR": str(data_dir),
@@ -60,6 +64,15 @@ def platform(
             # Real cost: the seed and every login hash at bcrypt cost 12.
             "BCRYPT_ROUNDS": "12",
         }
+    )
+    # The set-up step, as make run does it: the databases are migrated copies
+    # already, and this declares every event queue before the seed publishes.
+    subprocess.run(
+        [sys.executable, "-m", "scripts.migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
     )
     seeded = subprocess.run(
         [sys.executable, "-m", "scripts.seed", "--json"],
@@ -82,7 +95,8 @@ def platform(
         platform.stop()
         drop_database(name)
         drop_database(audit_name)
-        drop_database(training_name)
+        for db_name, _ in databases.values():
+            drop_database(db_name)
 
 
 class Client:

@@ -283,6 +283,39 @@ def test_a_teacher_books_a_course_and_their_line_manager_approves_it(
     assert "METHOD:REQUEST" in invite.text
 
 
+def test_a_review_cycle_gives_each_teacher_their_line_manager_as_reviewer(
+    login: Any,
+) -> None:
+    """Reviews learnt the seeded users and managers from auth's events (its
+    queues were declared before the seed ran); a school admin opens a cycle
+    and the teacher's reviewer is their line manager."""
+    admin = _remember(login("hillcrest.admin"))
+    teacher = _remember(login("hillcrest.teacher")).user
+    manager = _remember(login("hillcrest.manager")).user
+    year = datetime.now(UTC).year
+    opened = admin.post(
+        "/reviews/cycles",
+        json={
+            "org_id": admin.user["org_id"],
+            "name": f"{year}/{year + 1}",
+            "starts_on": f"{year}-09-01",
+            "ends_on": f"{year + 1}-08-31",
+            "objectives_due": f"{year}-10-31",
+            "interim_due": f"{year + 1}-02-28",
+            "final_due": f"{year + 1}-07-15",
+        },
+    )
+    assert opened.status_code == 201, opened.text
+
+    reviews = admin.get(
+        "/reviews/reviews", params={"cycle_id": opened.json()["id"], "limit": 100}
+    )
+
+    assert reviews.status_code == 200, reviews.text
+    by_reviewee = {r["reviewee_id"]: r for r in reviews.json()["items"]}
+    assert by_reviewee[teacher["id"]]["reviewer_id"] == manager["id"]
+
+
 def test_stopped_service_gives_503_or_504_and_ready_says_so(
     platform: Any, login: Any
 ) -> None:
