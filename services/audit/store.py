@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +78,10 @@ def _lock_head(conn: Connection) -> Any:
     return conn.execute(query).one()
 
 
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
+
+
 def _signed_checkpoint(key: Ed25519PrivateKey, seq: int, hash_: str) -> dict:
     statement = chain.checkpoint_statement(
         seq, hash_, chain.utc_stamp(), crypto.key_id(key)
@@ -99,10 +103,15 @@ class ChainStore:
         engine: Engine,
         signing_key: Ed25519PrivateKey,
         checkpoint_every: int = CHECKPOINT_EVERY,
+        offload: Callable[..., Any] | None = None,
     ) -> None:
         self.engine = engine
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
+        # How the PostgreSQL append is run: called here by default; the
+        # service passes ``eventlet.tpool.execute`` so that the hub keeps
+        # receiving while this thread waits for PostgreSQL.
+        self.offload = offload or _call
 
     def append(
         self,
@@ -110,30 +119,119 @@ class ChainStore:
         dead_letters: Sequence[DeadLetterRecord] = (),
     ) -> AppendResult:
         """Store the new envelopes (and dead-letter records) in one transaction."""
-        result = AppendResult()
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            head = _lock_head(conn)
-            fresh = self._fresh(conn, envelopes)
+            if conn.dialect.name == "postgresql":
+                # The whole transaction, commit included, on the psycopg2
+                # connection itself: a few round trips and no per-row work by
+                # SQLAlchemy. ``offload`` may run it in a native thread.
+                return self.offload(
+                    self._append_pg,
+                    conn.connection.driver_connection,
+                    envelopes,
+                    dead_letters,
+                    now,
+                )
+            return self._append_sqlalchemy(conn, envelopes, dead_letters, now)
+
+    def _append_sqlalchemy(
+        self,
+        conn: Connection,
+        envelopes: Sequence[dict[str, Any]],
+        dead_letters: Sequence[DeadLetterRecord],
+        now: datetime,
+    ) -> AppendResult:
+        result = AppendResult()
+        head = _lock_head(conn)
+        fresh = self._fresh(conn, envelopes)
+        result.duplicates = len(envelopes) - len(fresh)
+        seq, prev_hash = head.seq, head.hash
+        if fresh:
+            keys = self._keys_for(conn, fresh, now)
+            rows, checkpoints, seq, prev_hash = self._entries(
+                fresh, keys, seq, prev_hash, now
+            )
+            conn.execute(
+                insert(LOG), [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
+            )
+            conn.execute(
+                update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev_hash)
+            )
+            if checkpoints:
+                conn.execute(insert(CHECKPOINTS), checkpoints)
+            result.checkpoints = [row["seq"] for row in checkpoints]
+        if dead_letters:
+            conn.execute(insert(DEAD), [d.row(now) for d in dead_letters])
+        result.appended = len(fresh)
+        result.dead_letters = len(dead_letters)
+        result.head_seq = seq
+        return result
+
+    def _append_pg(
+        self,
+        raw: Any,
+        envelopes: Sequence[dict[str, Any]],
+        dead_letters: Sequence[DeadLetterRecord],
+        now: datetime,
+    ) -> AppendResult:
+        """The append on a psycopg2 connection: lock the head; in one query the
+        stored event ids and the subject keys; then the entries, the new head,
+        checkpoints and dead letters in one statement; commit."""
+        result = AppendResult()
+        with raw.cursor() as cursor:
+            cursor.execute(_PG_LOCK_HEAD)
+            seq, prev_hash = cursor.fetchone()
+            fresh = self._fresh_pg(cursor, envelopes)
             result.duplicates = len(envelopes) - len(fresh)
-            seq, prev_hash = head.seq, head.hash
+            statements: list[bytes] = []
             if fresh:
+                keys = _keys_pg(cursor, fresh, now, statements)
                 rows, checkpoints, seq, prev_hash = self._entries(
-                    conn, fresh, seq, prev_hash, now
+                    fresh, keys, seq, prev_hash, now
                 )
-                conn.execute(insert(LOG), rows)
-                conn.execute(
-                    update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev_hash)
-                )
+                statements.append(_pg_insert(cursor, "audit_log", LOG_COLUMNS, rows))
+                statements.append(cursor.mogrify(_PG_MOVE_HEAD, (seq, prev_hash)))
                 if checkpoints:
-                    conn.execute(insert(CHECKPOINTS), checkpoints)
+                    statements.append(
+                        _pg_insert(
+                            cursor,
+                            "checkpoints",
+                            CHECKPOINT_COLUMNS,
+                            [
+                                tuple(c[k] for k in CHECKPOINT_COLUMNS)
+                                for c in checkpoints
+                            ],
+                        )
+                    )
                 result.checkpoints = [row["seq"] for row in checkpoints]
             if dead_letters:
-                conn.execute(insert(DEAD), [d.row(now) for d in dead_letters])
-            result.appended = len(fresh)
-            result.dead_letters = len(dead_letters)
-            result.head_seq = seq
+                statements.append(
+                    _pg_insert(
+                        cursor,
+                        "dead_letters",
+                        DEAD_COLUMNS,
+                        [
+                            tuple(row[k] for k in DEAD_COLUMNS)
+                            for row in (d.row(now) for d in dead_letters)
+                        ],
+                    )
+                )
+            if statements:
+                cursor.execute(b";".join(statements))
+        raw.commit()
+        result.appended = len(fresh)
+        result.dead_letters = len(dead_letters)
+        result.head_seq = seq
         return result
+
+    def _fresh_pg(
+        self, cursor: Any, envelopes: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        if not envelopes:
+            return []
+        ids = [str(envelope["event_id"]).lower() for envelope in envelopes]
+        cursor.execute(_PG_STORED_IDS, (ids,))
+        return _unseen(envelopes, {row[0] for row in cursor.fetchall()})
 
     def _fresh(
         self, conn: Connection, envelopes: Sequence[dict[str, Any]]
@@ -144,30 +242,24 @@ class ChainStore:
                 select(LOG.c.event_id).where(LOG.c.event_id.in_(ids))
             ).scalars()
         )
-        fresh = []
-        for envelope in envelopes:
-            event_id = str(envelope["event_id"]).lower()
-            if event_id not in stored:
-                stored.add(event_id)
-                fresh.append(envelope)
-        return fresh
+        return _unseen(envelopes, stored)
 
     def _entries(
         self,
-        conn: Connection,
         envelopes: list[dict[str, Any]],
+        keys: dict[str, tuple[str, bytes]],
         seq: int,
         prev_hash: str,
         now: datetime,
-    ) -> tuple[list[dict], list[dict], int, str]:
-        keys = self._keys_for(conn, envelopes, now)
+    ) -> tuple[list[tuple], list[dict], int, str]:
         recorded_at = chain.utc_stamp(now)
         rows, checkpoints = [], []
+        sha256 = hashlib.sha256
         for envelope in envelopes:
             seq += 1
             event = self._protect(envelope, keys)
             text = canonical_text(chain.make_entry(seq, prev_hash, recorded_at, event))
-            hash_ = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            hash_ = sha256(text.encode("utf-8")).hexdigest()
             rows.append(_row(seq, event, text, prev_hash, hash_, now))
             if seq % self.checkpoint_every == 0:
                 checkpoints.append(_signed_checkpoint(self.signing_key, seq, hash_))
@@ -251,6 +343,35 @@ class ChainStore:
             return conn.execute(select(func.count()).select_from(LOG)).scalar_one()
 
 
+LOG_COLUMNS = (
+    "seq",
+    "event_id",
+    "type",
+    "org_id",
+    "actor_user_id",
+    "actor_ip",
+    "subject_type",
+    "subject_id",
+    "reason",
+    "occurred_at",
+    "recorded_at",
+    "entry",
+    "prev_hash",
+    "hash",
+)
+CHECKPOINT_COLUMNS = ("seq", "hash", "signed_at", "key_id", "signature")
+DEAD_COLUMNS = (
+    "received_at",
+    "reason",
+    "detail",
+    "message_id",
+    "exchange",
+    "routing_key",
+    "size",
+    "body_sha256",
+)
+
+
 def _row(
     seq: int,
     event: dict[str, Any],
@@ -258,25 +379,96 @@ def _row(
     prev_hash: str,
     hash_: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> tuple:
+    """The values of one ``audit_log`` row, in ``LOG_COLUMNS`` order."""
     actor = event.get("actor") or {}
     subject = event.get("subject") or {}
-    return {
-        "seq": seq,
-        "event_id": str(event["event_id"]).lower(),
-        "type": event["type"],
-        "org_id": event.get("org_id"),
-        "actor_user_id": actor.get("user_id"),
-        "actor_ip": actor.get("ip"),
-        "subject_type": subject.get("type"),
-        "subject_id": subject.get("id"),
-        "reason": _reason(event),
-        "occurred_at": datetime.fromisoformat(event["occurred_at"]),
-        "recorded_at": now,
-        "entry": text,
-        "prev_hash": prev_hash,
-        "hash": hash_,
+    return (
+        seq,
+        str(event["event_id"]).lower(),
+        event["type"],
+        event.get("org_id"),
+        actor.get("user_id"),
+        actor.get("ip"),
+        subject.get("type"),
+        subject.get("id"),
+        _reason(event),
+        datetime.fromisoformat(event["occurred_at"]),
+        now,
+        text,
+        prev_hash,
+        hash_,
+    )
+
+
+def _unseen(
+    envelopes: Sequence[dict[str, Any]], stored: set[str]
+) -> list[dict[str, Any]]:
+    """The envelopes whose event id is neither stored nor earlier in the batch."""
+    fresh = []
+    for envelope in envelopes:
+        event_id = str(envelope["event_id"]).lower()
+        if event_id not in stored:
+            stored.add(event_id)
+            fresh.append(envelope)
+    return fresh
+
+
+# --- PostgreSQL, on the psycopg2 connection ------------------------------------
+
+_PG_LOCK_HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+_PG_MOVE_HEAD = "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1"
+# Run after the head is locked, so that its snapshot sees every entry that
+# any instance committed before it got the lock.
+_PG_STORED_IDS = "SELECT event_id FROM audit_log WHERE event_id = ANY(%s)"
+_PG_KEYS = "SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY(%s)"
+
+
+def _pg_insert(
+    cursor: Any, table: str, columns: Sequence[str], rows: Sequence[tuple]
+) -> bytes:
+    """One multi-row ``INSERT`` statement, its values quoted by psycopg2."""
+    template = ("(" + ",".join(["%s"] * len(columns)) + ")").encode()
+    values = b",".join([cursor.mogrify(template, row) for row in rows])
+    return f"INSERT INTO {table} ({','.join(columns)}) VALUES ".encode() + values
+
+
+def _keys_pg(
+    cursor: Any,
+    envelopes: Iterable[dict[str, Any]],
+    now: datetime,
+    statements: list[bytes],
+) -> dict[str, tuple[str, bytes]]:
+    """Like :meth:`ChainStore._keys_for`; the insert of missing keys is added
+    to ``statements`` (it runs before the entries, in the same transaction)."""
+    subjects = {
+        chain.data_subject(e) for e in envelopes if chain.has_personal_values(e)
     }
+    if not subjects:
+        return {}
+    cursor.execute(_PG_KEYS, (sorted(subjects),))
+    found = {
+        subject: (key_id, None if key is None else bytes(key))
+        for subject, key_id, key in cursor.fetchall()
+    }
+    missing = [
+        (key_id, subject, key, now)
+        for subject in sorted(subjects - set(found))
+        for key_id, key in [crypto.new_subject_key()]
+    ]
+    if missing:
+        statements.append(
+            _pg_insert(
+                cursor,
+                "subject_keys",
+                ("key_id", "subject", "key", "created_at"),
+                missing,
+            )
+        )
+    keys = {subject: (key_id, key) for key_id, subject, key, _ in missing}
+    for subject, (key_id, key) in found.items():
+        keys[subject] = (key_id, key) if key else ("erased", secrets.token_bytes(32))
+    return keys
 
 
 def entry_record(row: Any) -> dict[str, Any]:

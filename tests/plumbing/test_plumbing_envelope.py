@@ -210,9 +210,7 @@ def _random_envelope(rng: random.Random) -> dict[str, Any]:
         subject_type=rng.choice(["user", "review", "s" * 64]),
         subject_id=rng.choice(["u-1", "1", "i" * 128]),
         org_id=rng.choice([None, "org-1"]),
-        actor=rng.choice(
-            [None, {"user_id": "u"}, {"user_id": None, "ip": "10.0.0.1"}]
-        ),
+        actor=rng.choice([None, {"user_id": "u"}, {"user_id": None, "ip": "10.0.0.1"}]),
         changes=rng.choice(
             [None, {"email": {"before": None, "after": "a@x"}}, {"n": {"after": 2}}]
         ),
@@ -249,9 +247,7 @@ def _alter(envelope: dict[str, Any], rng: random.Random) -> None:
     if action < 0.15 and target:
         del target[rng.choice(list(target))]
     elif action < 0.25:
-        target[rng.choice(["colour", "", "Type", 1, None])] = rng.choice(
-            _TRICKY_VALUES
-        )
+        target[rng.choice(["colour", "", "Type", 1, None])] = rng.choice(_TRICKY_VALUES)
     else:
         target[rng.choice(keys)] = rng.choice(_TRICKY_VALUES)
 
