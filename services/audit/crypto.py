@@ -58,6 +58,22 @@ PERSONAL_FIELDS = frozenset(
         "body",
         "message",
         "address",
+        # Free text of training requests and evaluations.
+        "reason",
+        "rationale",
+        "intended_impact",
+        "impact",
+        "will_change",
+        "evidence_links",
+        # Free text of reviews, objectives, observations and evidence.
+        "success_criteria",
+        "focus",
+        "strengths",
+        "areas_for_development",
+        "actions",
+        "response",
+        "filename",
+        "url",
     }
 )
 
