@@ -44,6 +44,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class ServiceSession(Session):
     """A session that can also record events in the outbox of its transaction."""
 
+    def read_without_transaction(self) -> None:
+        """Run this worker's statements outside a transaction (autocommit).
+
+        For a read of one statement, whose consistency a transaction cannot
+        improve: it saves the ``BEGIN`` before the statement and the
+        ``ROLLBACK`` when the session closes, two round trips to the database
+        on the hottest reads. Call it before the first statement; a worker
+        that then writes must not use it.
+        """
+        self.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
     def emit(
         self,
         type: str,
@@ -88,11 +99,24 @@ class Database(DependencyProvider):
     The URL comes from the container config key ``<SERVICE>_DATABASE_URL``,
     else the environment variable of that name, else a SQLite file. With
     ``relay=True`` the provider also runs the outbox relay of this process.
+
+    ``pre_ping=False`` drops the ``SELECT 1`` that tests each pooled
+    connection before a worker uses it: one round trip per request on a busy
+    request path. The trade-off: after PostgreSQL restarts, the first
+    statement on a stale connection fails (that one worker errors) instead
+    of being retried on a new connection; SQLAlchemy then sees the
+    disconnect and discards every connection of the pool opened before it,
+    so the requests after it get fresh ones. ``pool_recycle`` also replaces
+    connections older than half an hour, before anything between here and
+    the database drops them for idleness.
     """
 
-    def __init__(self, service: str, relay: bool = True) -> None:
+    def __init__(
+        self, service: str, relay: bool = True, pre_ping: bool = True
+    ) -> None:
         self.service = service
         self.relay_enabled = relay
+        self.pre_ping = pre_ping
         self.relay: OutboxRelay | None = None
         self.sessions: weakref.WeakKeyDictionary[Any, ServiceSession] = (
             weakref.WeakKeyDictionary()
@@ -101,7 +125,10 @@ class Database(DependencyProvider):
     def setup(self) -> None:
         key = f"{self.service.upper()}_DATABASE_URL"
         url = self.container.config.get(key) or config.database_url(self.service)
-        self.engine = make_engine(url)
+        if self.pre_ping:
+            self.engine = make_engine(url)
+        else:
+            self.engine = make_engine(url, pool_pre_ping=False, pool_recycle=1800)
         self.session_factory = sessionmaker(
             bind=self.engine, class_=ServiceSession, expire_on_commit=False
         )

@@ -22,7 +22,9 @@ class AuthService:
 
     name = "auth"
 
-    db = Database("auth")
+    # No pre-ping: a round trip per request on the platform's hottest path
+    # (see plumbing.database.Database for the trade-off).
+    db = Database("auth", pre_ping=False)
     caller = CallerIdentity()
     log = LogContext("auth")
     deliver_reset_code = ResetCodeDelivery()
@@ -149,6 +151,8 @@ class AuthService:
     @authenticated
     def get_current_user(self, caller: Identity) -> dict[str, Any]:
         """Any signed-in user: themself, with roles and scopes. Emits nothing."""
+        # One statement (roles joined): no transaction needed around it.
+        self.db.read_without_transaction()
         return users.get_current_user(self.db, caller)
 
     @entrypoint
