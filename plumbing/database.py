@@ -21,6 +21,9 @@ from plumbing.envelope import make_event
 from plumbing.identity import REQUEST_ID_KEY, Identity
 from plumbing.outbox import OutboxRelay, insert_event
 
+# psycopg2's TRANSACTION_STATUS_IDLE: connected, no transaction open.
+_PG_IDLE = 0
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with settings that suit a service with many green workers."""
@@ -38,7 +41,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 40)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.driver == "psycopg2":
+
+        @event.listens_for(engine, "checkin")
+        def _end_autocommit(dbapi_conn: Any, _record: Any) -> None:
+            # ServiceSession.read_without_transaction may have turned it on.
+            if dbapi_conn is not None and dbapi_conn.autocommit:
+                dbapi_conn.autocommit = False
+
+    return engine
 
 
 class ServiceSession(Session):
@@ -51,9 +63,21 @@ class ServiceSession(Session):
         improve: it saves the ``BEGIN`` before the statement and the
         ``ROLLBACK`` when the session closes, two round trips to the database
         on the hottest reads. Call it before the first statement; a worker
-        that then writes must not use it.
+        that then writes must not use it. Only on PostgreSQL (psycopg2),
+        where switching autocommit is local to the client; elsewhere, and on
+        a connection already in a transaction, the read runs in one as usual.
+        The pool turns autocommit off again when the connection comes back
+        (see :func:`make_engine`).
         """
-        self.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        connection = self.connection()
+        if connection.dialect.driver != "psycopg2":
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        if (
+            dbapi_connection is not None
+            and dbapi_connection.info.transaction_status == _PG_IDLE
+        ):
+            dbapi_connection.autocommit = True
 
     def emit(
         self,
@@ -111,9 +135,7 @@ class Database(DependencyProvider):
     the database drops them for idleness.
     """
 
-    def __init__(
-        self, service: str, relay: bool = True, pre_ping: bool = True
-    ) -> None:
+    def __init__(self, service: str, relay: bool = True, pre_ping: bool = True) -> None:
         self.service = service
         self.relay_enabled = relay
         self.pre_ping = pre_ping
