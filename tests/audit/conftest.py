@@ -4,24 +4,14 @@ the audit service started as separate processes with ``nameko run``."""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-with warnings.catch_warnings():
-    # eventlet warns of its own deprecation on import, across several lines.
-    warnings.simplefilter("ignore")
-    import eventlet
+import pytest
+from audit_support import AuditProcess, audit_env
 
-# The TCP proxy of the failure tests runs on green threads.
-eventlet.monkey_patch()
-
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from audit_support import AuditProcess, audit_env  # noqa: E402
-
-from services.audit import crypto  # noqa: E402
+from services.audit import crypto
 
 
 @pytest.fixture

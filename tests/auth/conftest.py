@@ -4,33 +4,21 @@ service in a nameko container on a fresh RabbitMQ vhost."""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-with warnings.catch_warnings():
-    # eventlet warns of its own deprecation on import, across several lines,
-    # which the single-line message filter of pyproject.toml does not match.
-    warnings.simplefilter("ignore")
-    import eventlet
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-# nameko 2.14's pytest plugin no longer monkey-patches; the container and the
-# outbox relay need green sockets and threads.
-eventlet.monkey_patch()
-
-from collections.abc import Callable, Iterator  # noqa: E402 (after monkey_patch)
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
-
-from plumbing.database import ServiceSession, make_engine  # noqa: E402
-from plumbing.identity import Identity  # noqa: E402
-from plumbing.outbox import OUTBOX  # noqa: E402
-from services.auth import organisations, passwords, roles, users  # noqa: E402
-from services.auth.models import User  # noqa: E402
+from plumbing.database import ServiceSession, make_engine
+from plumbing.identity import Identity
+from plumbing.outbox import OUTBOX
+from services.auth import organisations, passwords, roles, users
+from services.auth.models import User
 
 PASSWORD = "correct horse battery staple"
 # PyJWT warns (an error under our pytest settings) for HMAC keys under 32 bytes.

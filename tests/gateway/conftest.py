@@ -5,25 +5,15 @@ tokens), over the RabbitMQ vhost of each test.
 
 from __future__ import annotations
 
-# nameko runs on eventlet; the pytest plugin of nameko 2.14 no longer
-# patches, so the gateway tests do it before anything opens a socket.
-import warnings
+import socket
+from collections.abc import Callable
+from typing import Any
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import eventlet
+import pytest
+import requests
+from gateway_support import SECRET, FakeAuthService, reset_fake_auth
 
-eventlet.monkey_patch()
-
-import socket  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-import requests  # noqa: E402
-from gateway_support import SECRET, FakeAuthService, reset_fake_auth  # noqa: E402
-
-from gateway.service import GatewayService  # noqa: E402
+from gateway.service import GatewayService
 
 
 def free_port() -> int:

@@ -6,31 +6,19 @@ published.
 
 from __future__ import annotations
 
-# nameko runs on eventlet; the pytest plugin of nameko 2.14 no longer
-# patches, so the plumbing tests do it before anything opens a socket.
-# eventlet warns about its own deprecation on import (a plain Warning whose
-# message starts with a newline, which the pyproject filters do not match).
-import warnings
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import eventlet
+import psycopg2
+import pytest
+from plumbing_support import EventTap, TcpProxy, test_metadata
+from psycopg2 import sql
+from sqlalchemy.engine import Engine
 
-eventlet.monkey_patch()
-
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
-
-import psycopg2  # noqa: E402
-import pytest  # noqa: E402
-from plumbing_support import EventTap, TcpProxy, test_metadata  # noqa: E402
-from psycopg2 import sql  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-
-from plumbing import topology  # noqa: E402
-from plumbing.database import make_engine  # noqa: E402
-from plumbing.outbox import outbox_metadata  # noqa: E402
+from plumbing import topology
+from plumbing.database import make_engine
+from plumbing.outbox import outbox_metadata
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 PG_URL_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"

@@ -5,30 +5,22 @@ reviews service in a nameko container on a fresh RabbitMQ vhost."""
 
 from __future__ import annotations
 
-import warnings
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import eventlet
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-eventlet.monkey_patch()
-
-import uuid  # noqa: E402 (after monkey_patch)
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, date, datetime, timedelta  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
-
-from plumbing.database import ServiceSession, make_engine  # noqa: E402
-from plumbing.envelope import make_event  # noqa: E402
-from plumbing.identity import Identity  # noqa: E402
-from plumbing.outbox import OUTBOX  # noqa: E402
-from services.reviews import directory  # noqa: E402
+from plumbing.database import ServiceSession, make_engine
+from plumbing.envelope import make_event
+from plumbing.identity import Identity
+from plumbing.outbox import OUTBOX
+from services.reviews import directory
 
 T0 = datetime(2030, 9, 2, 9, 0, tzinfo=UTC)
 CYCLE = {

@@ -5,33 +5,22 @@ fresh RabbitMQ vhost."""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-with warnings.catch_warnings():
-    # eventlet warns of its own deprecation on import, across several lines.
-    warnings.simplefilter("ignore")
-    import eventlet
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-# nameko 2.14's pytest plugin no longer monkey-patches; the containers and
-# the outbox relay need green sockets and threads.
-eventlet.monkey_patch()
-
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from decimal import Decimal  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
-
-from plumbing.database import ServiceSession, make_engine  # noqa: E402
-from plumbing.identity import Identity  # noqa: E402
-from plumbing.outbox import OUTBOX  # noqa: E402
-from services.training import catalogue  # noqa: E402
-from services.training.models import Organisation, Staff  # noqa: E402
+from plumbing.database import ServiceSession, make_engine
+from plumbing.identity import Identity
+from plumbing.outbox import OUTBOX
+from services.training import catalogue
+from services.training.models import Organisation, Staff
 
 # A Monday in term time; events in the tests start a week later.
 T0 = datetime(2030, 1, 6, 9, 0, tzinfo=UTC)
