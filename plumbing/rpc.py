@@ -6,9 +6,10 @@ gives up after ``RPC_TIMEOUT`` seconds (or the timeout given) with
 :class:`ServiceUnavailable`, and turns a remote :class:`PlatformError` back
 into the same error so callers can handle it by code.
 
-Requests and replies are published on long-lived connections held by the
-process (:class:`ProducerPool`) rather than through nameko's ``Publisher``,
-which builds a kombu ``Connection`` and borrows a pooled producer for every
+A process makes its calls through one connection of its own
+(:class:`RpcClient`) and publishes its replies on long-lived producers
+(:class:`ProducerPool`), rather than through nameko's ``Publisher``, which
+builds a kombu ``Connection`` and borrows a pooled producer for every
 message: at a few hundred calls a second that bookkeeping cost more CPU
 than the AMQP work itself.
 """
@@ -16,12 +17,16 @@ than the AMQP work itself.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from typing import Any
 
 import eventlet
+import eventlet.event
+import eventlet.semaphore
+import structlog
 from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu import Connection
+from kombu import Connection, Consumer, Producer, Queue
 from kombu.exceptions import ChannelError, OperationalError
 from kombu.serialization import dumps, registry
 from nameko.constants import (
@@ -32,14 +37,26 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.exceptions import RemoteError, UnserializableValueError, serialize
-from nameko.extensions import SharedExtension
+from nameko.exceptions import (
+    RemoteError,
+    UnserializableValueError,
+    deserialize,
+    serialize,
+)
+from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.messaging import HeaderEncoder
-from nameko.rpc import Responder, RpcConsumer, RpcProxy, RpcReply, get_rpc_exchange
+from nameko.rpc import (
+    RPC_REPLY_QUEUE_TEMPLATE,
+    Responder,
+    RpcConsumer,
+    get_rpc_exchange,
+)
 from nameko.rpc import Rpc as NamekoRpc
 
 from plumbing import config
 from plumbing.errors import ServiceTimeout, ServiceUnavailable, from_remote
+
+_log = structlog.get_logger()
 
 # A connection that fails while a message goes out is dropped and the
 # message sent once more on a fresh one: a broker restart or an idle
@@ -130,30 +147,204 @@ class ProducerPool:
 
 
 class _Publishers(SharedExtension):
-    """The process's request and reply producers, shared by every service
-    proxy and RPC consumer of the container."""
+    """The process's reply producers, shared by its RPC consumers."""
 
     def setup(self) -> None:
         cfg = self.container.config
-        common = {
-            "ssl": cfg.get(AMQP_SSL_CONFIG_KEY),
-            "login_method": cfg.get(LOGIN_METHOD_CONFIG_KEY),
-        }
-        uri = cfg[AMQP_URI_CONFIG_KEY]
-        # Requests keep confirms: with mandatory routing they tell a service
-        # that has no queue (UnknownService, answered 503) at once.
-        self.requests = ProducerPool(uri, confirms=True, **common)
-        # Replies go to the caller's own auto-delete queue: persisting them
-        # buys nothing, and a lost reply already ends in the caller's
-        # timeout, so they are sent without waiting for a publisher confirm.
-        self.replies = ProducerPool(uri, confirms=False, **common)
+        # Replies go to the caller's own reply queue: persisting them buys
+        # nothing, and a lost reply already ends in the caller's timeout, so
+        # they are sent without waiting for a publisher confirm.
+        self.replies = ProducerPool(
+            cfg[AMQP_URI_CONFIG_KEY],
+            confirms=False,
+            ssl=cfg.get(AMQP_SSL_CONFIG_KEY),
+            login_method=cfg.get(LOGIN_METHOD_CONFIG_KEY),
+        )
 
     def stop(self) -> None:
-        self.requests.close()
         self.replies.close()
 
     def kill(self) -> None:
         self.stop()
+
+
+_UNROUTABLE = object()
+
+
+class RpcClient(SharedExtension):
+    """The process's one connection for the RPCs it makes.
+
+    Requests go out on it transient, with mandatory routing and without
+    publisher confirms; replies come back on it, to the process's own
+    exclusive reply queue, without acks. One green thread reads the
+    connection: it hands each reply to the call waiting for it, and a request
+    the broker returns (no queue bound: the service has no running instance)
+    fails that call at once. A caller waits at most its timeout, so a
+    request or reply lost with a broker restart ends as a timeout, as
+    before; the connection is opened again after a failure.
+
+    nameko's proxy instead published each request through a pooled producer
+    on a fresh kombu ``Connection`` object, waited for a publisher confirm
+    (its only way to notice an unknown service), and consumed replies with
+    an ack and a new green thread per reply.
+    """
+
+    heartbeat = 60
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: dict[str, eventlet.event.Event] = {}
+        self._connection: Connection | None = None
+        self._producer: Any = None
+        self._ready = eventlet.event.Event()
+        self._write = eventlet.semaphore.Semaphore(1)
+        self._stopping = False
+        self._thread: Any = None
+
+    def setup(self) -> None:
+        cfg = self.container.config
+        self.amqp_uri = cfg[AMQP_URI_CONFIG_KEY]
+        self.ssl = cfg.get(AMQP_SSL_CONFIG_KEY)
+        self.login_method = cfg.get(LOGIN_METHOD_CONFIG_KEY)
+        self.serializer = cfg.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
+        self.exchange = get_rpc_exchange(cfg)
+        self.routing_key = str(uuid.uuid4())
+        self.queue = Queue(
+            RPC_REPLY_QUEUE_TEMPLATE.format(
+                self.container.service_name, self.routing_key
+            ),
+            exchange=self.exchange,
+            routing_key=self.routing_key,
+            exclusive=True,
+            auto_delete=True,
+        )
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = self.container.spawn_managed_thread(self._run)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.kill()
+            self._thread = None
+        self._close()
+
+    def kill(self) -> None:
+        self.stop()
+
+    # The reading thread
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self._open()
+                connection = self._connection
+                assert connection is not None
+                interval = self.heartbeat / 4
+                checked = time.monotonic()
+                while not self._stopping:
+                    try:
+                        connection.drain_events(timeout=interval)
+                    except TimeoutError:
+                        pass
+                    if time.monotonic() - checked >= interval:
+                        # May send a heartbeat frame: one writer at a time.
+                        with self._write:
+                            connection.heartbeat_check()
+                        checked = time.monotonic()
+            except Exception as error:  # noqa: BLE001 (reconnect, whatever broke)
+                self._close()
+                if self._stopping:
+                    return
+                _log.warning("rpc_client_connection_lost", error=repr(error))
+                eventlet.sleep(1.0)
+
+    def _open(self) -> None:
+        connection = Connection(
+            self.amqp_uri,
+            ssl=self.ssl,
+            login_method=self.login_method,
+            heartbeat=self.heartbeat,
+            transport_options=DEFAULT_TRANSPORT_OPTIONS.copy(),
+        )
+        connection.ensure_connection(max_retries=1)
+        channel = connection.channel()
+        channel.events["basic_return"].add(self._on_return)
+        consumer = Consumer(
+            channel,
+            queues=[self.queue],
+            callbacks=[self._on_reply],
+            no_ack=True,
+            accept=[self.serializer, "json"],
+        )
+        consumer.consume()
+        self._producer = Producer(channel)
+        self._connection = connection
+        self._ready.send(True)
+
+    def _close(self) -> None:
+        if self._ready.ready():
+            self._ready = eventlet.event.Event()
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 (closing a broken connection)
+                pass
+
+    def _on_reply(self, body: Any, message: Any) -> None:
+        correlation_id = message.properties.get("correlation_id")
+        event = self._pending.pop(correlation_id, None)
+        if event is not None:
+            event.send(body)
+
+    def _on_return(self, _exc: Any, _exchange: Any, _key: Any, message: Any) -> None:
+        event = self._pending.pop(message.properties.get("correlation_id"), None)
+        if event is not None:
+            event.send(_UNROUTABLE)
+
+    # Calls
+
+    def publish(
+        self, routing_key: str, payload: Any, headers: dict[str, Any], wait: float
+    ) -> tuple[str, eventlet.event.Event]:
+        """Send one request; the event receives the reply body, or
+        ``_UNROUTABLE``. Raises ServiceUnavailable without a broker."""
+        ready = self._ready
+        if not ready.ready():
+            with eventlet.Timeout(wait, False):
+                ready.wait()
+        producer = self._producer
+        if producer is None:
+            raise ServiceUnavailable("The message broker is not reachable")
+        correlation_id = str(uuid.uuid4())
+        event = eventlet.event.Event()
+        self._pending[correlation_id] = event
+        try:
+            with self._write:
+                producer.publish(
+                    payload,
+                    exchange=self.exchange,
+                    routing_key=routing_key,
+                    serializer=self.serializer,
+                    delivery_mode=1,
+                    mandatory=True,
+                    reply_to=self.routing_key,
+                    correlation_id=correlation_id,
+                    headers=headers,
+                    retry=False,
+                )
+        except (*_CONNECTION_ERRORS, ChannelError):
+            self._pending.pop(correlation_id, None)
+            raise ServiceUnavailable("The message broker is not reachable") from None
+        except BaseException:
+            self._pending.pop(correlation_id, None)
+            raise
+        return correlation_id, event
+
+    def forget(self, correlation_id: str) -> None:
+        self._pending.pop(correlation_id, None)
 
 
 class _TimedMethod(HeaderEncoder):
@@ -166,49 +357,39 @@ class _TimedMethod(HeaderEncoder):
         self._timeout = timeout
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        provider = self._provider
-        service = provider.target_service
-        listener = provider.rpc_reply_listener
-        correlation_id = str(uuid.uuid4())
-        reply = RpcReply(listener.get_reply_event(correlation_id))
-        try:
-            provider.publishers.requests.publish(
-                {"args": args, "kwargs": kwargs},
-                exchange=provider.exchange,
-                routing_key=f"{service}.{self._name}",
-                serializer=provider.serializer,
-                # Requests are not persisted: a caller gives up after its
-                # timeout, so a request that outlived a broker restart would
-                # have no one waiting.
-                delivery_mode=1,
-                mandatory=True,
-                reply_to=listener.routing_key,
-                correlation_id=correlation_id,
-                headers=self.get_message_headers(self._worker_ctx),
-            )
-        except UnroutableMessage:
-            listener._reply_events.pop(correlation_id, None)
-            raise ServiceUnavailable(f"The {service} service is not running") from None
-        except (*_CONNECTION_ERRORS, ChannelError):
-            listener._reply_events.pop(correlation_id, None)
-            raise ServiceUnavailable("The message broker is not reachable") from None
+        service = self._provider.target_service
+        client = self._provider.client
         timeout = eventlet.Timeout(self._timeout)
+        correlation_id = None
         try:
-            return reply.result()
+            correlation_id, event = client.publish(
+                f"{service}.{self._name}",
+                {"args": args, "kwargs": kwargs},
+                self.get_message_headers(self._worker_ctx),
+                wait=self._timeout,
+            )
+            body = event.wait()
         except eventlet.Timeout as fired:
             if fired is not timeout:
                 raise
-            listener._reply_events.pop(correlation_id, None)
+            if correlation_id is not None:
+                client.forget(correlation_id)
             raise ServiceTimeout(
                 f"The {service} service did not answer {self._name} in time"
             ) from None
-        except RemoteError as error:
-            platform_error = from_remote(error.value)
-            if platform_error is not None:
-                raise platform_error from None
-            raise
         finally:
             timeout.cancel()
+        if body is _UNROUTABLE:
+            raise ServiceUnavailable(f"The {service} service is not running")
+        error = body.get("error")
+        if error:
+            remote = deserialize(error)
+            if isinstance(remote, RemoteError):
+                platform_error = from_remote(remote.value)
+                if platform_error is not None:
+                    raise platform_error
+            raise remote
+        return body["result"]
 
 
 class _TimedServiceProxy:
@@ -223,24 +404,17 @@ class _TimedServiceProxy:
         return _TimedMethod(self._provider, self._worker_ctx, name, self._timeout)
 
 
-class ServiceRpc(RpcProxy):
+class ServiceRpc(DependencyProvider):
     """Dependency: ``self.auth_rpc.get_user(...)``, bounded by a timeout.
 
-    Replies come through nameko's shared reply listener; requests go out
-    through the process's :class:`ProducerPool` with confirms and mandatory
-    routing, transient.
+    Calls go through the process's :class:`RpcClient`.
     """
 
-    publishers = _Publishers()
+    client = RpcClient()
 
     def __init__(self, target_service: str, timeout: float | None = None) -> None:
-        super().__init__(target_service)
+        self.target_service = target_service
         self.timeout = timeout
-
-    def setup(self) -> None:
-        cfg = self.container.config
-        self.exchange = get_rpc_exchange(cfg)
-        self.serializer = cfg.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
 
     def get_dependency(self, worker_ctx: Any) -> _TimedServiceProxy:
         timeout = self.timeout if self.timeout is not None else config.rpc_timeout()
