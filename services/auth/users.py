@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from plumbing.database import ServiceSession
@@ -391,17 +391,15 @@ def get_user(db: ServiceSession, caller: Identity, user_id: object) -> dict[str,
     return dump_user(readable_user(db, caller, user_id, "auth.get_user"))
 
 
+# One query with the roles joined: this is the hottest read of the API. Built
+# once, so its SQLAlchemy cache key is computed once, not per request.
+_CURRENT_USER = (
+    select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
+)
+
+
 def get_current_user(db: ServiceSession, caller: Identity) -> dict[str, Any]:
-    # One query with the roles joined: this is the hottest read of the API.
-    user = (
-        db.scalars(
-            select(User)
-            .options(joinedload(User.roles))
-            .where(User.id == caller.user_id)
-        )
-        .unique()
-        .one_or_none()
-    )
+    user = db.scalars(_CURRENT_USER, {"user_id": caller.user_id}).unique().one_or_none()
     if user is None:
         raise NotFound("No such user")
     answer = dump_user(user)
