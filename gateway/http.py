@@ -33,7 +33,7 @@ from eventlet.event import Event
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import ContainerBeingKilled, RemoteError
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
@@ -105,6 +105,21 @@ class GatewayWebServer(WebServer):
 
     def get_wsgi_app(self) -> GatewayWsgiApp:
         return GatewayWsgiApp(self)
+
+    def get_wsgi_server(
+        self,
+        sock: Any,
+        wsgi_app: Any,
+        protocol: Any = HttpOnlyProtocol,
+        debug: bool = False,
+    ) -> Any:
+        """eventlet's server without its own access log: :func:`access_log`
+        writes one line per request already, and eventlet formatted its line
+        (dates included) for every request even when the level dropped it."""
+        server = super().get_wsgi_server(sock, wsgi_app, protocol, debug)
+        # Errors still go to eventlet's logger; only the access line stops.
+        server.log_output = False
+        return server
 
 
 def access_log(
