@@ -16,6 +16,7 @@ than the AMQP work itself.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 import uuid
@@ -38,6 +39,7 @@ from nameko.constants import (
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.exceptions import (
+    IncorrectSignature,
     RemoteError,
     UnserializableValueError,
     deserialize,
@@ -478,6 +480,19 @@ class Rpc(NamekoRpc):
     """
 
     rpc_consumer = _RpcConsumer()
+
+    def setup(self) -> None:
+        super().setup()
+        method = getattr(self.container.service_cls, self.method_name)
+        self._signature = inspect.signature(method, follow_wrapped=False)
+
+    def check_signature(self, args: Any, kwargs: Any) -> None:
+        """As nameko's (IncorrectSignature when the arguments do not fit the
+        method), with the method's signature read once, not per call."""
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as error:
+            raise IncorrectSignature(str(error)) from None
 
 
 rpc = Rpc.decorator
