@@ -100,7 +100,7 @@ if "EVENTLET_THREADPOOL_SIZE" not in os.environ:
 # The pool's threads are real OS threads: use the unpatched module for them.
 threading = patcher.original("threading")
 _thread_state = threading.local()
-HASHING_NICENESS = 10
+HASHING_NICENESS = 19
 
 
 def _lower_priority_once() -> None:
