@@ -75,12 +75,25 @@ def reference_text(value: Any) -> str:
 
 
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_float(item) for item in value)
+    """True if a float is anywhere in ``value`` (walked without recursion,
+    exact types first: this runs for every entry)."""
+    stack = [value]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is dict:
+            push(item.values())
+        elif kind is list or kind is tuple:
+            push(item)
+        elif isinstance(item, float):
+            return True
+        elif isinstance(item, dict):
+            push(item.values())
+        elif isinstance(item, list | tuple):
+            push(item)
     return False
 
 

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg2
 import structlog
 from kombu import Connection, Consumer, Producer, Queue
 from sqlalchemy.exc import DataError
@@ -52,7 +53,9 @@ def _message_at_fault(error: BaseException) -> bool:
     refuses, a number with no canonical form). Every other error (connection
     lost, database refusing connections, a missing grant) is retried: it is
     not the message's fault and must not cost the message its place."""
-    return isinstance(error, DataError | ValueError | KeyError | TypeError)
+    return isinstance(
+        error, DataError | psycopg2.DataError | ValueError | KeyError | TypeError
+    )
 
 
 @dataclass

@@ -189,7 +189,7 @@ class ChainStore:
                 rows, checkpoints, seq, prev_hash = self._entries(
                     fresh, keys, seq, prev_hash, now
                 )
-                statements.append(_pg_insert(cursor, "audit_log", LOG_COLUMNS, rows))
+                statements.append(_pg_insert_entries(cursor, rows))
                 statements.append(cursor.mogrify(_PG_MOVE_HEAD, (seq, prev_hash)))
                 if checkpoints:
                     statements.append(
@@ -431,6 +431,40 @@ def _pg_insert(
     template = ("(" + ",".join(["%s"] * len(columns)) + ")").encode()
     values = b",".join([cursor.mogrify(template, row) for row in rows])
     return f"INSERT INTO {table} ({','.join(columns)}) VALUES ".encode() + values
+
+
+# The entries go to PostgreSQL as one JSON parameter, unpacked there: quoting
+# 14 values of each row with psycopg2's mogrify costs ~25 us a row, json.dumps
+# of the rows a tenth of that. (COPY would be cheaper still, but psycopg2
+# refuses it on a connection made green by eventlet.)
+_PG_INSERT_ENTRIES = (
+    "INSERT INTO audit_log ("
+    + ",".join(LOG_COLUMNS)
+    + ") SELECT "
+    + ",".join(LOG_COLUMNS)
+    + " FROM json_to_recordset(%s) AS r(seq bigint, event_id text, type text,"
+    " org_id text, actor_user_id text, actor_ip text, subject_type text,"
+    " subject_id text, reason text, occurred_at timestamptz,"
+    " recorded_at timestamptz, entry text, prev_hash text, hash text)"
+)
+
+
+def _pg_insert_entries(cursor: Any, rows: Sequence[tuple]) -> bytes:
+    """The ``audit_log`` insert of the rows, as one statement with the rows
+    as a JSON array of objects (datetimes in ISO 8601)."""
+    records = []
+    for row in rows:
+        for value in row:
+            if type(value) is str and "\x00" in value:
+                # What psycopg2 says of a NUL in a query: the message's fault.
+                raise ValueError(
+                    "A string literal cannot contain NUL (0x00) characters."
+                )
+        record = dict(zip(LOG_COLUMNS, row, strict=True))
+        record["occurred_at"] = record["occurred_at"].isoformat()
+        record["recorded_at"] = record["recorded_at"].isoformat()
+        records.append(record)
+    return cursor.mogrify(_PG_INSERT_ENTRIES, (json.dumps(records),))
 
 
 def _keys_pg(
