@@ -6,7 +6,8 @@ and each worker would then take the chain-head lock for a single entry. A
 loop of our own, run as a managed thread of the service container, drains up
 to ``batch_size`` messages (the channel's prefetch keeps them coming), stores
 them with one bulk insert under one lock, and only then acknowledges them
-(``basic.ack`` with ``multiple``). The rules it keeps:
+(``basic.ack`` with ``multiple``). While one batch commits, the next is
+received and validated (see :meth:`Ingestor._pipeline`). The rules it keeps:
 
 - a message is acknowledged only after its entry (or its dead-letter record)
   is committed; nothing is acknowledged while the database is unreachable,
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import eventlet
 import psycopg2
 import structlog
 from kombu import Connection, Consumer, Producer, Queue
@@ -142,10 +144,47 @@ class Ingestor:
             )
             with consumer:
                 log.info("audit_ingest_consuming", queue=topology.AUDIT_QUEUE)
-                while not self._stopped.is_set():
-                    self._fill(conn)
-                    if self._buffer:
-                        self._flush(channel)
+                self._pipeline(conn, channel)
+
+    def _pipeline(self, conn: Connection, channel: Any) -> None:
+        """Receive and check the next batch while the previous one commits.
+
+        One append is in flight at a time (a green thread; psycopg2 is green
+        under eventlet, so the hub keeps reading the socket meanwhile). It is
+        acknowledged when it has committed, before the next one is started,
+        so batches reach the chain and are acknowledged in the order received.
+        On a broker fault the batch in flight is let finish but not
+        acknowledged: the broker redelivers it and the store drops the
+        duplicates."""
+        pending: tuple[list[Any], Any] | None = None
+        try:
+            while not self._stopped.is_set():
+                self._fill(conn)
+                if self._buffer:
+                    batch, self._buffer = self._buffer, []
+                    valid, dead = self._prepare(batch)
+                    self._settle(pending, channel)
+                    pending = (batch, eventlet.spawn(self._commit, valid, dead))
+                elif pending is not None:
+                    self._settle(pending, channel)
+                    pending = None
+            self._settle(pending, channel)
+            pending = None
+        finally:
+            if pending is not None:
+                try:
+                    pending[1].wait()
+                except Exception as error:  # noqa: BLE001 (the first fault is raised)
+                    log.warning("audit_append_abandoned", error=repr(error))
+
+    def _settle(self, pending: tuple[list[Any], Any] | None, channel: Any) -> None:
+        """Wait for the batch in flight; acknowledge it if it was committed."""
+        if pending is None:
+            return
+        batch, thread = pending
+        if thread.wait():
+            channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+            self.stats.batches += 1
 
     def _on_message(self, message: Any) -> None:
         self._buffer.append(message)
@@ -165,8 +204,10 @@ class Ingestor:
                 if self._buffer:
                     return
 
-    def _flush(self, channel: Any) -> None:
-        batch, self._buffer = self._buffer, []
+    def _prepare(
+        self, batch: list[Any]
+    ) -> tuple[list[dict[str, Any]], list[DeadLetterRecord]]:
+        """Parse and validate a batch: its valid envelopes and dead letters."""
         self.stats.received += len(batch)
         valid: list[dict[str, Any]] = []
         dead: list[DeadLetterRecord] = []
@@ -176,11 +217,12 @@ class Ingestor:
                 valid.append(envelope)
             else:
                 dead.append(problem)
+        return valid, dead
+
+    def _commit(self, valid: list[dict], dead: list[DeadLetterRecord]) -> bool:
+        """Dead-letter, then store; True once committed (False if stopped)."""
         self._dead_letter(dead)
-        if not self._store(valid, dead):
-            return  # stopping: nothing acknowledged, the broker redelivers
-        channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-        self.stats.batches += 1
+        return self._store(valid, dead)
 
     def _store(self, valid: list[dict], dead: list[DeadLetterRecord]) -> bool:
         """Append with retries while the database is away; False if stopped."""
