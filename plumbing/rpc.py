@@ -172,6 +172,10 @@ class _Publishers(SharedExtension):
 
 _UNROUTABLE = object()
 
+# How long a call waits for the process's RPC connection to be (re)opened
+# before it reports the broker unreachable.
+READY_WAIT = 2.0
+
 
 class RpcClient(SharedExtension):
     """The process's one connection for the RPCs it makes.
@@ -368,7 +372,9 @@ class _TimedMethod(HeaderEncoder):
                 f"{service}.{self._name}",
                 {"args": args, "kwargs": kwargs},
                 self.get_message_headers(self._worker_ctx),
-                wait=self._timeout,
+                # Short of the call's own timeout, so that a broker that is
+                # away answers 503 (unavailable), not 504.
+                wait=min(0.8 * self._timeout, READY_WAIT),
             )
             body = event.wait()
         except eventlet.Timeout as fired:
