@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,10 +78,6 @@ def _lock_head(conn: Connection) -> Any:
     return conn.execute(query).one()
 
 
-def _call(function: Callable[..., Any], *args: Any) -> Any:
-    return function(*args)
-
-
 def _signed_checkpoint(key: Ed25519PrivateKey, seq: int, hash_: str) -> dict:
     statement = chain.checkpoint_statement(
         seq, hash_, chain.utc_stamp(), crypto.key_id(key)
@@ -103,15 +99,10 @@ class ChainStore:
         engine: Engine,
         signing_key: Ed25519PrivateKey,
         checkpoint_every: int = CHECKPOINT_EVERY,
-        offload: Callable[..., Any] | None = None,
     ) -> None:
         self.engine = engine
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
-        # How the PostgreSQL append is run: called here by default; the
-        # service passes ``eventlet.tpool.execute`` so that the hub keeps
-        # receiving while this thread waits for PostgreSQL.
-        self.offload = offload or _call
 
     def append(
         self,
@@ -124,13 +115,9 @@ class ChainStore:
             if conn.dialect.name == "postgresql":
                 # The whole transaction, commit included, on the psycopg2
                 # connection itself: a few round trips and no per-row work by
-                # SQLAlchemy. ``offload`` may run it in a native thread.
-                return self.offload(
-                    self._append_pg,
-                    conn.connection.driver_connection,
-                    envelopes,
-                    dead_letters,
-                    now,
+                # SQLAlchemy (whose commit on leaving is then a no-op).
+                return self._append_pg(
+                    conn.connection.driver_connection, envelopes, dead_letters, now
                 )
             return self._append_sqlalchemy(conn, envelopes, dead_letters, now)
 
