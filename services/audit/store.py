@@ -507,5 +507,7 @@ def entry_record(row: Any) -> dict[str, Any]:
 
 
 def _reason(event: dict[str, Any]) -> str | None:
-    reason = (event.get("data") or {}).get("reason")
+    # A reason code (auth's login_failed, sessions_revoked), never free text:
+    # free-text ``reason`` fields are personal and encrypted.
+    reason = (event.get("data") or {}).get("reason_code")
     return reason[:64] if isinstance(reason, str) else None

@@ -95,7 +95,7 @@ def login(
             subject_type="user",
             subject_id=user.id if user is not None else "unknown",
             org_id=user.org_id if user is not None else None,
-            data={"reason": reason},
+            data={"reason_code": reason},
             actor=actor,
         )
         db.commit()

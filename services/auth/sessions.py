@@ -184,7 +184,7 @@ def revoke(
             subject_type="user",
             subject_id=user.id,
             org_id=user.org_id,
-            data={"session_ids": ended, "reason": reason},
+            data={"session_ids": ended, "reason_code": reason},
             actor=actor,
         )
     return ended

@@ -65,7 +65,7 @@ def seeded(start_audit, amqp: str, audit_db: str) -> dict[str, list[str]]:
                 n,
                 org,
                 "auth.login_failed" if failed else "auth.login_succeeded",
-                **({"reason": "bad_password"} if failed else {}),
+                **({"reason_code": "bad_password"} if failed else {}),
             )
             publisher.publish(event)
             ids[org].append(event["event_id"])

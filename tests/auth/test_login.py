@@ -70,7 +70,7 @@ def test_unknown_user_wrong_password_inactive_and_locked_get_the_same_error(db, 
     assert all(answer == answers[0] for answer in answers)
     assert answers[0]["code"] == "INVALID_CREDENTIALS"
     assert answers[0]["status"] == 401
-    reasons = [e["data"]["reason"] for e in outbox(db, events.LOGIN_FAILED)]
+    reasons = [e["data"]["reason_code"] for e in outbox(db, events.LOGIN_FAILED)]
     assert reasons == ["unknown_user", "bad_password", "inactive", "account_locked"]
 
 
@@ -104,7 +104,9 @@ def test_ten_failures_in_a_row_lock_the_account_for_15_minutes(db, world):
     assert len(outbox(db, events.ACCOUNT_LOCKED)) == 1
 
     refusal(db, "tom", PASSWORD, now=T0.replace(minute=14))
-    assert outbox(db, events.LOGIN_FAILED)[-1]["data"]["reason"] == "account_locked"
+    assert (
+        outbox(db, events.LOGIN_FAILED)[-1]["data"]["reason_code"] == "account_locked"
+    )
     assert login(db, "tom", PASSWORD, now=T0.replace(minute=16))["user"]
 
 

@@ -71,7 +71,7 @@ def test_a_reset_code_sets_a_new_password_and_ends_every_session(db, world):
     with pytest.raises(InvalidCredentials):
         login(db, PASSWORD, now=T0 + timedelta(minutes=6))
     revoked = outbox(db, events.SESSIONS_REVOKED)[0]["data"]
-    assert revoked["reason"] == "password_reset"
+    assert revoked["reason_code"] == "password_reset"
     assert len(revoked["session_ids"]) == 1
     assert outbox(db, events.PASSWORD_RESET_COMPLETED)
     with pytest.raises(InvalidRefreshToken):

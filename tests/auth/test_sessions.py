@@ -78,7 +78,7 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(db, world):
     revoked = outbox(db, events.SESSIONS_REVOKED)
     assert revoked[0]["data"] == {
         "session_ids": [session_of(db, first).id],
-        "reason": "refresh_token_reused",
+        "reason_code": "refresh_token_reused",
     }
 
 
@@ -135,7 +135,7 @@ def test_changing_the_password_ends_the_other_sessions(db, world):
     revoked = outbox(db, events.SESSIONS_REVOKED)[0]["data"]
     assert revoked == {
         "session_ids": [session_of(db, elsewhere).id],
-        "reason": "password_changed",
+        "reason_code": "password_changed",
     }
     assert outbox(db, events.PASSWORD_CHANGED)
     with pytest.raises(InvalidCredentials):
@@ -164,7 +164,7 @@ def test_an_admin_revoking_sessions_ends_every_session_of_the_user(db, world):
     assert sorted(answer["session_ids"]) == sorted([one.id, two.id])
     assert answer["revoked"] == 2
     event = outbox(db, events.SESSIONS_REVOKED)[0]
-    assert event["data"]["reason"] == "revoked"
+    assert event["data"]["reason_code"] == "revoked"
 
 
 def test_deactivating_a_user_revokes_their_sessions(db, world):
@@ -174,7 +174,7 @@ def test_deactivating_a_user_revokes_their_sessions(db, world):
     users.set_active(db, admin, world.elm_teacher.id, False, now=T0)
     assert outbox(db, events.USER_DEACTIVATED)
     revoked = outbox(db, events.SESSIONS_REVOKED)[0]["data"]
-    assert revoked["reason"] == "user_deactivated"
+    assert revoked["reason_code"] == "user_deactivated"
     with pytest.raises(InvalidRefreshToken):
         refresh(db, answer["refresh_token"], T0 + timedelta(minutes=1))
 

@@ -217,7 +217,7 @@ def test_revoked_sessions_are_refused_within_a_second(client, amqp_uri):
     publish_auth_event(
         amqp_uri,
         "auth.sessions_revoked",
-        {"session_ids": [session_id], "reason": "revoked"},
+        {"session_ids": [session_id], "reason_code": "revoked"},
     )
     wait_for_status(client, headers, 401, within=1.0)
     response = client.get("/api/v1/me", headers=headers)
