@@ -9,7 +9,6 @@ from typing import Any
 
 import eventlet
 import pytest
-from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from plumbing_support import WIDGETS, EventTap
 from sqlalchemy.engine import Engine
@@ -23,7 +22,7 @@ from plumbing.errors import (
     Unauthenticated,
 )
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
-from plumbing.rpc import ServiceRpc
+from plumbing.rpc import ServiceRpc, rpc
 
 
 class NapRefused(PlatformError):
@@ -235,3 +234,38 @@ def test_an_authenticated_method_refuses_a_call_without_identity(
             create("sprocket")
 
     assert event_tap.take(timeout=0.5) == []
+
+
+def test_rpc_client_answers_503_while_the_broker_is_away_and_recovers_after(
+    container_factory: Factory, rabbit_config: dict, broker_proxy: Any
+) -> None:
+    """With the caller's path to RabbitMQ cut (a TCP proxy we control stands in
+    for a broker outage), calls fail fast as ServiceUnavailable; once the path
+    is back, the caller reconnects and calls succeed again."""
+    proxy, proxied_uri = broker_proxy
+    sleepy = container_factory(SleepyService, rabbit_config)
+    sleepy.start()
+    caller = container_factory(
+        CallerService, {**rabbit_config, "AMQP_URI": proxied_uri}
+    )
+    caller.start()
+    with entrypoint_hook(caller, "call_nap") as call_nap:
+        assert call_nap(0) == "rested"
+
+        proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            call_nap(0)
+        refused_after = time.monotonic() - started
+
+        proxy.restore()
+        deadline = time.monotonic() + 15
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = call_nap(0)
+            except (ServiceUnavailable, ServiceTimeout):
+                eventlet.sleep(0.2)
+
+    assert refused_after < 5
+    assert answer == "rested"
