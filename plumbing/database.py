@@ -27,6 +27,10 @@ _PG_IDLE = 0
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with settings that suit a service with many green workers."""
+    # A database error's message would otherwise carry the statement's
+    # values (names, emails, free text), and nameko logs a failed worker's
+    # exception: keep personal data out of the logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
