@@ -29,5 +29,5 @@ test: install ## Run the whole test suite against the local RabbitMQ and Postgre
 lint: install ## ruff over the tree
 	$(VENV)/bin/ruff check .
 
-bench: install ## Run the benchmarks and print them beside their baselines
+bench: install ## Run the gateway and login benchmark (others: python -m bench.<name> --help)
 	$(PY) -m bench.gateway_rpc

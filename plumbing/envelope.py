@@ -199,11 +199,7 @@ def _fast_load(envelope: Any) -> dict[str, Any] | None:
         return None
     actor = _fast_actor(envelope["actor"])
     subject = envelope["subject"]
-    if (
-        actor is None
-        or type(subject) is not dict
-        or subject.keys() != _SUBJECT_FIELDS
-    ):
+    if actor is None or type(subject) is not dict or subject.keys() != _SUBJECT_FIELDS:
         return None
     subject_type, subject_id = subject["type"], subject["id"]
     if (
