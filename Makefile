@@ -22,7 +22,8 @@ install: $(STAMP) ## Create the virtual environment and install the platform
 run: install ## Set up, seed a demo trust and start every service and the gateway
 	$(PY) -m scripts.run
 
-test: install ## Run the whole test suite against the local RabbitMQ and PostgreSQL
+test: install ## Lint, then run the whole test suite against the local RabbitMQ and PostgreSQL
+	$(VENV)/bin/ruff check .
 	bash scripts/test-prereqs.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
