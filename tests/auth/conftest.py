@@ -5,20 +5,17 @@ service in a nameko container on a fresh RabbitMQ vhost."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from plumbing.database import ServiceSession, make_engine
+from plumbing.database import ServiceSession
 from plumbing.identity import Identity
-from plumbing.outbox import OUTBOX
 from services.auth import organisations, passwords, roles, users
 from services.auth.models import User
+from tests.service_support import rpc_connector, service_session
 
 PASSWORD = "correct horse battery staple"
 # PyJWT warns (an error under our pytest settings) for HMAC keys under 32 bytes.
@@ -42,20 +39,8 @@ def auth_db_url(make_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def db(auth_db_url: str) -> Iterator[ServiceSession]:
     """A session on this test's auth database, as the service's workers get."""
-    engine = make_engine(auth_db_url)
-    session = sessionmaker(bind=engine, class_=ServiceSession, expire_on_commit=False)()
-    yield session
-    session.close()
-    engine.dispose()
-
-
-def outbox(db: ServiceSession, event_type: str | None = None) -> list[dict[str, Any]]:
-    """The envelopes in the outbox, oldest first, optionally of one type."""
-    db.rollback()
-    query = select(OUTBOX.c.payload).order_by(OUTBOX.c.id)
-    if event_type is not None:
-        query = query.where(OUTBOX.c.type == event_type)
-    return list(db.scalars(query))
+    with service_session(auth_db_url) as session:
+        yield session
 
 
 def identity_of(
@@ -176,14 +161,4 @@ def auth_container(container_factory: Any, auth_config: dict[str, Any]) -> Any:
 @pytest.fixture
 def auth_rpc(auth_config: dict[str, Any]) -> Callable[..., Any]:
     """``with auth_rpc(identity) as auth: auth.get_user(...)``"""
-    from nameko.standalone.rpc import ServiceRpcProxy
-
-    @contextmanager
-    def connect(identity: Identity | None = None) -> Iterator[Any]:
-        context = {"identity": identity.to_json()} if identity else {}
-        with ServiceRpcProxy(
-            "auth", auth_config, context_data=context, timeout=15
-        ) as proxy:
-            yield proxy
-
-    return connect
+    return rpc_connector("auth", auth_config, timeout=15)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from services.auth import accounts, events
 from services.auth.cli import main
+from tests.service_support import outbox
 
-from .conftest import SECRET, T0, outbox
+from .conftest import SECRET, T0
 
 ROOT = Path(__file__).resolve().parents[2]
 

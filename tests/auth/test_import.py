@@ -8,8 +8,9 @@ from plumbing.errors import NotFound
 from services.auth import events, importer
 from services.auth.exceptions import ImportInvalid
 from services.auth.models import User
+from tests.service_support import outbox
 
-from .conftest import T0, identity_of, outbox
+from .conftest import T0, identity_of
 
 HEADER = "username,given_name,family_name,email,roles,line_manager_username\n"
 

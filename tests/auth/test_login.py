@@ -7,8 +7,9 @@ import pytest
 
 from services.auth import accounts, events
 from services.auth.exceptions import InvalidCredentials, LoginThrottled
+from tests.service_support import outbox
 
-from .conftest import PASSWORD, SECRET, T0, outbox
+from .conftest import PASSWORD, SECRET, T0
 
 
 def login(db, username, password, ip="10.0.0.1", now=T0, user_agent="pytest"):

@@ -16,8 +16,9 @@ from services.auth.exceptions import (
     InvalidResetCode,
     WeakPassword,
 )
+from tests.service_support import outbox
 
-from .conftest import PASSWORD, SECRET, T0, outbox
+from .conftest import PASSWORD, SECRET, T0
 
 NEW_PASSWORD = "a fresh and long passphrase"
 

@@ -24,8 +24,9 @@ from plumbing.outbox import OUTBOX
 from plumbing.tokens import verify_access_token
 from services.auth import events
 from services.auth.service import AuthService
+from tests.service_support import outbox
 
-from .conftest import PASSWORD, SECRET, T0, Clock, identity_of, outbox
+from .conftest import PASSWORD, SECRET, T0, Clock, identity_of
 
 
 def error_of(caught):

@@ -10,8 +10,9 @@ from plumbing.errors import Forbidden
 from services.auth import accounts, events, sessions, users
 from services.auth.exceptions import InvalidCredentials, InvalidRefreshToken
 from services.auth.models import RefreshToken, Session
+from tests.service_support import outbox
 
-from .conftest import PASSWORD, SECRET, T0, identity_of, outbox
+from .conftest import PASSWORD, SECRET, T0, identity_of
 
 
 def login(db, username="tom", now=T0):

@@ -8,8 +8,9 @@ from plumbing.errors import Forbidden, NotFound, ValidationFailed
 from services.auth import events, organisations, users
 from services.auth.exceptions import UsernameTaken, WeakPassword
 from services.auth.roles import catalogue
+from tests.service_support import outbox
 
-from .conftest import T0, identity_of, outbox
+from .conftest import T0, identity_of
 
 
 def new_user(org, **changes):

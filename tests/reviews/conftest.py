@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from plumbing.database import ServiceSession, make_engine
+from plumbing.database import ServiceSession
 from plumbing.envelope import make_event
 from plumbing.identity import Identity
-from plumbing.outbox import OUTBOX
 from services.reviews import directory
+from tests.service_support import rpc_connector, service_session
 
 T0 = datetime(2030, 9, 2, 9, 0, tzinfo=UTC)
 CYCLE = {
@@ -41,20 +38,8 @@ def reviews_db_url(make_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def db(reviews_db_url: str) -> Iterator[ServiceSession]:
     """A session on this test's reviews database, as the service's workers get."""
-    engine = make_engine(reviews_db_url)
-    session = sessionmaker(bind=engine, class_=ServiceSession, expire_on_commit=False)()
-    yield session
-    session.close()
-    engine.dispose()
-
-
-def outbox(db: ServiceSession, event_type: str | None = None) -> list[dict[str, Any]]:
-    """The envelopes in the outbox, oldest first, optionally of one type."""
-    db.rollback()
-    query = select(OUTBOX.c.payload).order_by(OUTBOX.c.id)
-    if event_type is not None:
-        query = query.where(OUTBOX.c.type == event_type)
-    return list(db.scalars(query))
+    with service_session(reviews_db_url) as session:
+        yield session
 
 
 def auth_event(
@@ -207,14 +192,4 @@ def reviews_container(container_factory: Any, reviews_config: dict[str, Any]) ->
 @pytest.fixture
 def reviews_rpc(reviews_config: dict[str, Any]) -> Callable[..., Any]:
     """``with reviews_rpc(identity) as reviews: reviews.get_review(...)``"""
-    from nameko.standalone.rpc import ServiceRpcProxy
-
-    @contextmanager
-    def connect(identity: Identity | None = None) -> Iterator[Any]:
-        context = {"identity": identity.to_json()} if identity else {}
-        with ServiceRpcProxy(
-            "reviews", reviews_config, context_data=context, timeout=15
-        ) as proxy:
-            yield proxy
-
-    return connect
+    return rpc_connector("reviews", reviews_config, timeout=15)

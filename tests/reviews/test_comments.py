@@ -9,8 +9,9 @@ import pytest
 
 from plumbing.errors import NotFound, ValidationFailed
 from services.reviews import comments, events
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 from .support import add_objective, open_elm_cycle, review_of
 
 TICKS = itertools.count()

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from plumbing.errors import NotFound, PlatformError
 from services.reviews import cycles, events
 from services.reviews.models import Cycle, Review
+from tests.service_support import outbox
 
-from .conftest import CYCLE, T0, outbox, seed_user
+from .conftest import CYCLE, T0, seed_user
 from .support import open_elm_cycle, review_of
 
 

@@ -6,8 +6,9 @@ import base64
 
 from services.reviews import comments, events, evidence, observations
 from services.reviews.storage import EvidenceStore
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 from .support import open_elm_cycle, review_at
 
 # Events about an organisation's process, not about one person.

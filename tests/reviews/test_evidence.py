@@ -16,8 +16,9 @@ from plumbing.errors import NotFound, PlatformError
 from services.reviews import events, evidence, objectives
 from services.reviews.models import Evidence
 from services.reviews.storage import EvidenceStore, sniff
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 from .support import add_objective, open_elm_cycle, review_at, review_of
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"

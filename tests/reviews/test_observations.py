@@ -6,8 +6,9 @@ import pytest
 
 from plumbing.errors import NotFound, PlatformError
 from services.reviews import events, observations
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 from .support import open_elm_cycle
 
 OBSERVATION = {

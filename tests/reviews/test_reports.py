@@ -10,8 +10,9 @@ import pytest
 
 from plumbing.errors import NotFound
 from services.reviews import cycles, events, objectives, reports
+from tests.service_support import outbox
 
-from .conftest import CYCLE, T0, outbox
+from .conftest import CYCLE, T0
 from .support import add_objective, review_at, review_of, step
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from plumbing.errors import NotFound, PlatformError, ValidationFailed
 from services.reviews import events, reviews
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 from .support import add_objective, open_elm_cycle, review_at, review_of, step
 
 

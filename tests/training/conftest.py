@@ -6,21 +6,18 @@ fresh RabbitMQ vhost."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from plumbing.database import ServiceSession, make_engine
+from plumbing.database import ServiceSession
 from plumbing.identity import Identity
-from plumbing.outbox import OUTBOX
 from services.training import catalogue
 from services.training.models import Organisation, Staff
+from tests.service_support import rpc_connector, service_session
 
 # A Monday in term time; events in the tests start a week later.
 T0 = datetime(2030, 1, 6, 9, 0, tzinfo=UTC)
@@ -35,20 +32,8 @@ def training_db_url(make_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def db(training_db_url: str) -> Iterator[ServiceSession]:
     """A session on this test's training database, as the workers get."""
-    engine = make_engine(training_db_url)
-    session = sessionmaker(bind=engine, class_=ServiceSession, expire_on_commit=False)()
-    yield session
-    session.close()
-    engine.dispose()
-
-
-def outbox(db: ServiceSession, event_type: str | None = None) -> list[dict[str, Any]]:
-    """The envelopes in the outbox, oldest first, optionally of one type."""
-    db.rollback()
-    query = select(OUTBOX.c.payload).order_by(OUTBOX.c.id)
-    if event_type is not None:
-        query = query.where(OUTBOX.c.type == event_type)
-    return list(db.scalars(query))
+    with service_session(training_db_url) as session:
+        yield session
 
 
 class Clock:
@@ -225,14 +210,4 @@ def training_config(rabbit_config: dict[str, Any], training_db_url: str):
 @pytest.fixture
 def training_rpc(training_config: dict[str, Any]) -> Callable[..., Any]:
     """``with training_rpc(identity) as training: training.get_event(...)``"""
-    from nameko.standalone.rpc import ServiceRpcProxy
-
-    @contextmanager
-    def connect(identity: Identity | None = None) -> Iterator[Any]:
-        context = {"identity": identity.to_json()} if identity else {}
-        with ServiceRpcProxy(
-            "training", training_config, context_data=context, timeout=30
-        ) as proxy:
-            yield proxy
-
-    return connect
+    return rpc_connector("training", training_config, timeout=30)

@@ -15,8 +15,9 @@ from services.training.exceptions import (
     RequestExpired,
     SelfApproval,
 )
+from tests.service_support import outbox
 
-from .conftest import DAY, T0, add_person, outbox, scheduled_event
+from .conftest import DAY, T0, add_person, scheduled_event
 
 
 def types(db, prefix="training.booking"):

@@ -7,8 +7,9 @@ import pytest
 from plumbing.errors import Forbidden, NotFound, ValidationFailed
 from services.training import catalogue, directory, events
 from services.training.exceptions import InvalidSessionTimes, InvalidState
+from tests.service_support import outbox
 
-from .conftest import DAY, T0, outbox, scheduled_event, sessions_from
+from .conftest import DAY, T0, scheduled_event, sessions_from
 
 
 def course_data(org_id, **changes):

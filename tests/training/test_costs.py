@@ -12,8 +12,9 @@ from services.training.exceptions import (
     RequestExpired,
     SelfApproval,
 )
+from tests.service_support import outbox
 
-from .conftest import T0, outbox
+from .conftest import T0
 
 
 def external(**changes):

@@ -7,8 +7,9 @@ import pytest
 from plumbing.errors import NotFound
 from services.training import bookings, events, records
 from services.training.exceptions import InvalidState, NotAnAttendee
+from tests.service_support import outbox
 
-from .conftest import DAY, T0, outbox, scheduled_event, sessions_from
+from .conftest import DAY, T0, scheduled_event, sessions_from
 
 START = T0 + 7 * DAY
 

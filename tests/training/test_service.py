@@ -22,8 +22,9 @@ from plumbing.identity import Identity
 from services.training import events
 from services.training.models import ProcessedEvent, Staff
 from services.training.service import TrainingService
+from tests.service_support import outbox
 
-from .conftest import add_person, outbox, scheduled_event
+from .conftest import add_person, scheduled_event
 
 
 def error_of(caught):
