@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from nameko.extensions import DependencyProvider
 
-from plumbing.errors import Unauthenticated
+from plumbing.errors import Forbidden, Unauthenticated
 
 CONTEXT_KEY = "identity"
 REQUEST_ID_KEY = "request_id"
@@ -93,6 +93,22 @@ class Identity:
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+
+def service_identity(service: str) -> Identity:
+    """The identity a service calls another with on its own account."""
+    return Identity(user_id=f"service:{service}", org_id="", service=service)
+
+
+def require_service(
+    db: Any, caller: Identity, services: Iterable[str], action: str
+) -> None:
+    """Refuse (``authz.denied``, then Forbidden) a caller that is not one of
+    ``services`` calling on its own account."""
+    if caller.service in set(services) and caller.user_id == f"service:{caller.service}":
+        return
+    deny(db, caller, subject_type="service", subject_id=action, action=action)
+    raise Forbidden(f"Only the {', '.join(sorted(services))} service may call this")
 
 
 def authenticated(func: F) -> F:

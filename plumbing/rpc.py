@@ -57,6 +57,7 @@ from nameko.rpc import Rpc as NamekoRpc
 
 from plumbing import config
 from plumbing.errors import ServiceTimeout, ServiceUnavailable, from_remote
+from plumbing.identity import CONTEXT_KEY, service_identity
 
 _log = structlog.get_logger()
 
@@ -362,6 +363,13 @@ class _TimedMethod(HeaderEncoder):
         self._name = name
         self._timeout = timeout
 
+    def _headers(self) -> dict[str, Any]:
+        headers = self.get_message_headers(self._worker_ctx)
+        identity = self._provider.service_identity
+        if identity is not None:
+            headers[self._get_header_name(CONTEXT_KEY)] = identity
+        return headers
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         service = self._provider.target_service
         client = self._provider.client
@@ -371,7 +379,7 @@ class _TimedMethod(HeaderEncoder):
             correlation_id, event = client.publish(
                 f"{service}.{self._name}",
                 {"args": args, "kwargs": kwargs},
-                self.get_message_headers(self._worker_ctx),
+                self._headers(),
                 # Short of the call's own timeout, so that a broker that is
                 # away answers 503 (unavailable), not 504.
                 wait=min(0.8 * self._timeout, READY_WAIT),
@@ -415,14 +423,27 @@ class _TimedServiceProxy:
 class ServiceRpc(DependencyProvider):
     """Dependency: ``self.auth_rpc.get_user(...)``, bounded by a timeout.
 
-    Calls go through the process's :class:`RpcClient`.
+    Calls go through the process's :class:`RpcClient`. They carry the
+    worker's context, so the caller's identity, unless ``as_service`` names
+    the calling service: then they carry that service's own identity
+    (``service`` set, no user, no scopes) in its place, for calls a service
+    makes on its own account (notify asking training about a booking; auth
+    handing a reset code to notify). The callee checks ``caller.service``.
     """
 
     client = RpcClient()
 
-    def __init__(self, target_service: str, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        target_service: str,
+        timeout: float | None = None,
+        as_service: str | None = None,
+    ) -> None:
         self.target_service = target_service
         self.timeout = timeout
+        self.service_identity = (
+            service_identity(as_service).to_json() if as_service else None
+        )
 
     def get_dependency(self, worker_ctx: Any) -> _TimedServiceProxy:
         timeout = self.timeout if self.timeout is not None else config.rpc_timeout()
