@@ -105,7 +105,10 @@ def require_service(
 ) -> None:
     """Refuse (``authz.denied``, then Forbidden) a caller that is not one of
     ``services`` calling on its own account."""
-    if caller.service in set(services) and caller.user_id == f"service:{caller.service}":
+    if (
+        caller.service in set(services)
+        and caller.user_id == f"service:{caller.service}"
+    ):
         return
     deny(db, caller, subject_type="service", subject_id=action, action=action)
     raise Forbidden(f"Only the {', '.join(sorted(services))} service may call this")
