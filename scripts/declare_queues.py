@@ -17,6 +17,7 @@ from typing import Any
 from kombu import Connection, Queue
 from nameko.events import BROADCAST, SINGLETON, EventHandler
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.messaging import Consumer
 from nameko.standalone.events import get_event_exchange
 
 from plumbing import config, topology
@@ -33,11 +34,15 @@ def _service_classes() -> list[type]:
 
 def handler_queues(service_cls: type) -> list[Queue]:
     """The durable queues nameko declares for ``service_cls``'s event handlers
-    (the same names, bindings and flags), leaving out per-instance broadcast
-    queues, which only matter while their instance runs."""
+    (the same names, bindings and flags) and its ``consume`` entrypoints
+    (their own queues), leaving out per-instance broadcast queues, which only
+    matter while their instance runs."""
     queues = []
     for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(entrypoint, Consumer):
+                queues.append(entrypoint.queue)
+                continue
             if not isinstance(entrypoint, EventHandler):
                 continue
             if entrypoint.handler_type is BROADCAST:

@@ -1,0 +1,72 @@
+"""Input schemas of the notify service's RPC methods (marshmallow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from plumbing.errors import ValidationFailed
+from services.notify.catalogue import CATEGORIES
+from services.notify.models import EMAIL_STATES
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """Validate input with a schema; ValidationFailed with field errors if bad."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("Expected an object", {"_schema": ["Not an object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise ValidationFailed(fields=error.messages) from None
+
+
+class PageSchema(Schema):
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class InboxSchema(PageSchema):
+    unread_only = fields.Boolean(load_default=False)
+
+
+class PreferencesSchema(Schema):
+    daily_digest = fields.Boolean()
+    email = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CATEGORIES)),
+        values=fields.Boolean(required=True),
+    )
+
+
+class EmailQuerySchema(PageSchema):
+    status = fields.String(load_default="failed", validate=validate.OneOf(EMAIL_STATES))
+    org_id = fields.String(load_default=None, validate=validate.Length(max=36))
+
+
+class RecipientSchema(Schema):
+    user_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    org_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    email = fields.Email(required=True)
+    given_name = fields.String(load_default=None, validate=validate.Length(max=100))
+    family_name = fields.String(load_default=None, validate=validate.Length(max=100))
+    username = fields.String(required=True, validate=validate.Length(min=1, max=150))
+
+
+class ResetSchema(Schema):
+    recipient = fields.Nested(RecipientSchema, required=True)
+    code = fields.String(required=True, validate=validate.Length(min=8, max=64))
+    expires_at = fields.AwareDateTime(required=True)
+
+
+class InvitationSchema(Schema):
+    recipient = fields.Nested(RecipientSchema, required=True)
+    code = fields.String(load_default=None, validate=validate.Length(min=8, max=64))
+    expires_at = fields.AwareDateTime(load_default=None)
+
+
+class InvitationsSchema(Schema):
+    invitations = fields.List(
+        fields.Nested(InvitationSchema),
+        required=True,
+        validate=validate.Length(max=5000),
+    )

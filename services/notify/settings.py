@@ -1,0 +1,106 @@
+"""The notify service's settings: container config first, then the
+environment, then a default that suits a laptop running ``make run``.
+
+=============================  ==========================================
+``NOTIFY_SMTP_HOST``/``PORT``  the SMTP server (``127.0.0.1``/``8025``)
+``NOTIFY_SMTP_TLS``            ``none``, ``starttls`` or ``ssl`` (``none``)
+``NOTIFY_SMTP_USERNAME``       with ``NOTIFY_SMTP_PASSWORD``: log in first
+``NOTIFY_SMTP_TIMEOUT``        seconds for one SMTP conversation (``30``)
+``NOTIFY_SMTP_CA_FILE``        CA certificates to trust for TLS (else the
+                               system's)
+``NOTIFY_FROM``                the From header
+``NOTIFY_APP_URL``             the address people sign in at, in messages
+``NOTIFY_EMAILS_PER_HOUR``     per recipient; beyond it, email is held back
+``NOTIFY_RESETS_PER_HOUR``     reset codes per recipient per hour
+``NOTIFY_MAX_ATTEMPTS``        attempts before an email is marked failed
+``NOTIFY_RETRY_SECONDS``       first retry delay, doubled each time
+``NOTIFY_RETRY_MAX_SECONDS``   the longest delay between two attempts
+``NOTIFY_MAIL_POLL_SECONDS``   how often the mailer looks for due email
+``NOTIFY_TIMER_SECONDS``       how often reminders and digests are checked
+``NOTIFY_MILESTONE_DAYS``      days before a review milestone to remind
+``NOTIFY_DIGEST_HOUR``         UTC hour from which daily digests go out
+=============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+TLS_MODES = ("none", "starttls", "ssl")
+
+
+@dataclass(frozen=True)
+class Settings:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_tls: str = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 30.0
+    smtp_ca_file: str | None = None
+    sender: str = "CPD Platform <cpd@localhost>"
+    app_url: str = "http://127.0.0.1:8000"
+    emails_per_hour: int = 20
+    resets_per_hour: int = 5
+    max_attempts: int = 8
+    retry_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    mail_poll_seconds: float = 1.0
+    timer_seconds: float = 300.0
+    milestone_days: int = 7
+    digest_hour: int = 16
+    # How long a mailer may hold an email before it counts as interrupted.
+    lease_seconds: float = 300.0
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt."""
+        return min(
+            self.retry_seconds * 2 ** max(attempts - 1, 0), self.retry_max_seconds
+        )
+
+
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "smtp_host": ("NOTIFY_SMTP_HOST", str),
+    "smtp_port": ("NOTIFY_SMTP_PORT", int),
+    "smtp_tls": ("NOTIFY_SMTP_TLS", str),
+    "smtp_username": ("NOTIFY_SMTP_USERNAME", str),
+    "smtp_password": ("NOTIFY_SMTP_PASSWORD", str),
+    "smtp_timeout": ("NOTIFY_SMTP_TIMEOUT", float),
+    "smtp_ca_file": ("NOTIFY_SMTP_CA_FILE", str),
+    "sender": ("NOTIFY_FROM", str),
+    "app_url": ("NOTIFY_APP_URL", str),
+    "emails_per_hour": ("NOTIFY_EMAILS_PER_HOUR", int),
+    "resets_per_hour": ("NOTIFY_RESETS_PER_HOUR", int),
+    "max_attempts": ("NOTIFY_MAX_ATTEMPTS", int),
+    "retry_seconds": ("NOTIFY_RETRY_SECONDS", float),
+    "retry_max_seconds": ("NOTIFY_RETRY_MAX_SECONDS", float),
+    "mail_poll_seconds": ("NOTIFY_MAIL_POLL_SECONDS", float),
+    "timer_seconds": ("NOTIFY_TIMER_SECONDS", float),
+    "milestone_days": ("NOTIFY_MILESTONE_DAYS", int),
+    "digest_hour": ("NOTIFY_DIGEST_HOUR", int),
+    "lease_seconds": ("NOTIFY_LEASE_SECONDS", float),
+}
+
+
+def load(container_config: dict[str, Any] | None = None) -> Settings:
+    """Settings from a nameko container config and the environment."""
+    config = container_config or {}
+    values: dict[str, Any] = {}
+    for field, (key, kind) in _FIELDS.items():
+        raw = config.get(key)
+        if raw is None:
+            raw = os.environ.get(key)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a {kind.__name__}, not {raw!r}") from None
+    settings = Settings(**values)
+    if settings.smtp_tls not in TLS_MODES:
+        raise ValueError(f"NOTIFY_SMTP_TLS must be one of {', '.join(TLS_MODES)}")
+    if not 0 <= settings.digest_hour <= 23:
+        raise ValueError("NOTIFY_DIGEST_HOUR must be an hour from 0 to 23")
+    return settings
