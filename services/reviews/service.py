@@ -1,7 +1,7 @@
 """The reviews service's entrypoints. The rules live in the domain modules
 (cycles, reviews, objectives, observations, evidence, comments, reports,
-directory); each method here says who may call it and what it emits, and
-hands over. Every entrypoint but ``ping`` needs an identity."""
+directory, notices); each method here says who may call it and what it
+emits, and hands over. Every entrypoint but ``ping`` needs an identity."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.reviews import (
     cycles,
     directory,
     evidence,
+    notices,
     objectives,
     observations,
     reports,
@@ -388,3 +389,44 @@ class ReviewsService:
         """As get_cycle_report, as ``{filename, content_type, csv}``. Emits
         ``reviews.report_exported``."""
         return reports.export_cycle_report(self.db, caller, cycle_id, now=self.now())
+
+    # Notices (for the notify service)
+
+    @entrypoint
+    @authenticated
+    def notification_context(
+        self,
+        caller: Identity,
+        review_id: str | None = None,
+        observation_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The notify service on its own account, else Forbidden after
+        ``authz.denied``: for exactly one of the ids, ``{"review": {id,
+        org_id, org_name, cycle_id, cycle_name, state, reviewee_id,
+        reviewer_id, milestones: {objectives_due, interim_due, final_due}}}``
+        or ``{"observation": {id, org_id, org_name, observer_id, observed_id,
+        observed_on, type, visibility, shared}}``; no free text. Emits
+        nothing."""
+        return notices.notification_context(
+            self.db, caller, review_id=review_id, observation_id=observation_id
+        )
+
+    @entrypoint
+    @authenticated
+    def milestones_due(
+        self,
+        caller: Identity,
+        today: str,
+        days: int,
+        offset: int = 0,
+        limit: int = notices.DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """The notify service on its own account, else Forbidden after
+        ``authz.denied``: ``{items, total}`` of the reviews whose next
+        milestone falls from ``today`` to ``today + days`` (0 to 60), each
+        ``{review_id, cycle_id, cycle_name, org_id, org_name, milestone,
+        due_on, user_ids}`` (who still has a step to take); by ``due_on``,
+        ``review_id``; ``limit`` 1 to 1000. Emits nothing."""
+        return notices.milestones_due(
+            self.db, caller, today, days, offset=offset, limit=limit
+        )
