@@ -94,6 +94,12 @@ def invite(db: ServiceSession, caller: Identity, booking_id: str) -> dict[str, A
     the booking or its event is cancelled. The booker, their line manager,
     or a CPD lead or reader of their org."""
     booking = readable_booking(db, caller, booking_id, "training.get_invite")
+    return booking_invite(booking)
+
+
+def booking_invite(booking: Booking) -> dict[str, Any]:
+    """``{uid, sequence, method, ics}`` of a booking the caller has already
+    been allowed to read (see :func:`invite`)."""
     event = booking.event
     cancelled = booking.status in CLOSED or event.status == "cancelled"
     method = "CANCEL" if cancelled else "REQUEST"
