@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from plumbing.errors import ValidationFailed
 
@@ -185,6 +192,38 @@ class ReportSchema(StrictSchema):
         load_default="person",
         validate=validate.OneOf(("person", "department", "school", "trust")),
     )
+
+
+class NoticeContextSchema(StrictSchema):
+    """What the notify service asks a notice's context for: exactly one of a
+    booking and an event."""
+
+    booking_id = _text(36, load_default=None, allow_none=True)
+    event_id = _text(36, load_default=None, allow_none=True)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [key for key in ("booking_id", "event_id") if data.get(key)]
+        if len(given) != 1:
+            message = "Give exactly one of booking_id and event_id"
+            raise ValidationError({"booking_id": [message], "event_id": [message]})
+
+
+class SessionWindowSchema(StrictSchema):
+    """A window of session starts, ``[start, end)``, and a page of it. Times
+    must carry their offset: there is no school whose zone they could be in."""
+
+    start = fields.AwareDateTime(required=True)
+    end = fields.AwareDateTime(required=True)
+    offset = fields.Integer(strict=True, load_default=0, validate=NON_NEGATIVE)
+    limit = fields.Integer(
+        strict=True, load_default=500, validate=validate.Range(min=1, max=1000)
+    )
+
+    @validates_schema(skip_on_field_errors=True)
+    def _end_after_start(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["end"] <= data["start"]:
+            raise ValidationError({"end": ["Must be after start"]})
 
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:

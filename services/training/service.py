@@ -1,5 +1,6 @@
 """The training service's entrypoints. The rules live in the domain modules
-(catalogue, bookings, records, costs, calendar, reports, directory); each
+(catalogue, bookings, records, costs, calendar, reports, directory,
+notices); each
 method here says who may call it and what it emits, and hands over."""
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from nameko.timer import timer
 from plumbing.database import Database
 from plumbing.envelope import validate_envelope
 from plumbing.errors import PlatformError, ValidationFailed
-from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
+from plumbing.identity import (
+    CallerIdentity,
+    Identity,
+    anonymous,
+    authenticated,
+    require_service,
+)
 from plumbing.logging import LogContext
 from plumbing.rpc import ServiceRpc, rpc
 from services.training import (
@@ -21,6 +28,7 @@ from services.training import (
     catalogue,
     costs,
     directory,
+    notices,
     records,
     reports,
 )
@@ -529,3 +537,36 @@ class TrainingService:
     ) -> dict[str, Any]:
         """As run_report: ``{filename, content_type, csv}``."""
         return reports.export_csv(self.db, caller, name, params, now=self.now())
+
+    # For the notify service
+
+    @entrypoint
+    @authenticated
+    def notification_context(
+        self,
+        caller: Identity,
+        booking_id: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Only the notify service on its own account (anyone else:
+        ``authz.denied`` and Forbidden). Exactly one id: a booking's
+        ``{booking, event, deciders, ics}`` or an event's ``{event,
+        bookings}`` (see services.training.notices). Emits nothing."""
+        require_service(self.db, caller, ["notify"], "training.notification_context")
+        return notices.notification_context(self.db, booking_id, event_id)
+
+    @entrypoint
+    @authenticated
+    def sessions_starting(
+        self,
+        caller: Identity,
+        start: str,
+        end: str,
+        offset: int = 0,
+        limit: int = 500,
+    ) -> dict[str, Any]:
+        """Only the notify service on its own account, as above:
+        ``{items, total}``, the sessions of scheduled events starting in
+        ``[start, end)`` with who is booked on each. Emits nothing."""
+        require_service(self.db, caller, ["notify"], "training.sessions_starting")
+        return notices.sessions_starting(self.db, start, end, offset, limit)
