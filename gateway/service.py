@@ -31,6 +31,7 @@ from gateway.dependencies import (
     Revocations,
 )
 from gateway.http import problem, route
+from gateway.notify_routes import NotifyRoutes
 from gateway.openapi import build_spec
 from gateway.problems import CsrfCheckFailed, describe
 from gateway.reviews_routes import ReviewsRoutes
@@ -74,7 +75,7 @@ log = structlog.get_logger()
 WARMUP_INTERVAL = 2.0
 
 
-class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes):
+class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes, NotifyRoutes):
     """HTTP routes under ``/api/v1``, plus ``/health`` and ``/ready``.
 
     Each service's routes beyond auth's live in a mixin of their own module
