@@ -237,7 +237,8 @@ def send_due(
     db: ServiceSession, settings: Settings, transport: Transport, now: datetime
 ) -> tuple[int, bool]:
     """Send one batch of due emails. Answers how many were handled and
-    whether the server could not be reached (the caller then waits)."""
+    whether the server could not be reached (the caller then waits).
+    ``now`` dates the claims and the outcomes too: a batch is short."""
     due = list(
         db.scalars(
             select(Email.id)
@@ -248,29 +249,39 @@ def send_due(
     )
     db.rollback()
     handled = 0
-    for email_id in due:
-        email = claim(db, email_id, utc_now(), settings.lease_seconds)
-        if email is None:
-            continue
-        handled += 1
-        error: BaseException | None = None
-        try:
-            transport.send(build_message(email, settings))
-        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as found:
-            error = found
-            transport.close()
-        status = record(db, email, error, utc_now(), settings)
-        log.info(
-            "email_attempted",
-            email_id=email.id,
-            kind=email.kind,
-            status=status,
-            attempts=email.attempts,
-            error=None if error is None else type(error).__name__,
-        )
-        if error is not None and not is_permanent(error):
-            return handled, True
+    try:
+        for email_id in due:
+            email = claim(db, email_id, now, settings.lease_seconds)
+            if email is None:
+                continue
+            handled += 1
+            error = _attempt(transport, email, settings)
+            status = record(db, email, error, now, settings)
+            log.info(
+                "email_attempted",
+                email_id=email.id,
+                kind=email.kind,
+                status=status,
+                attempts=email.attempts,
+                error=None if error is None else type(error).__name__,
+            )
+            if error is not None and not is_permanent(error):
+                return handled, True
+    finally:
+        # One connection per batch: servers drop idle ones.
+        transport.close()
     return handled, False
+
+
+def _attempt(
+    transport: Transport, email: Email, settings: Settings
+) -> BaseException | None:
+    try:
+        transport.send(build_message(email, settings))
+    except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as error:
+        transport.close()
+        return error
+    return None
 
 
 class Mailer(DependencyProvider):
@@ -332,8 +343,6 @@ class Mailer(DependencyProvider):
                 db.rollback()
             finally:
                 db.close()
-                # One connection per batch: servers drop idle ones.
-                transport.close()
             if pause and not self._stopped.is_set():
                 self._pause(pause)
         transport.close()

@@ -101,6 +101,8 @@ def load(container_config: dict[str, Any] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.smtp_tls not in TLS_MODES:
         raise ValueError(f"NOTIFY_SMTP_TLS must be one of {', '.join(TLS_MODES)}")
+    if not 0 <= settings.milestone_days <= 60:
+        raise ValueError("NOTIFY_MILESTONE_DAYS must be from 0 to 60")
     if not 0 <= settings.digest_hour <= 23:
         raise ValueError("NOTIFY_DIGEST_HOUR must be an hour from 0 to 23")
     return settings

@@ -287,5 +287,7 @@ def _due_item(row: Any) -> dict[str, Any]:
         "org_name": row.org_name or "",
         "milestone": milestone,
         "due_on": row.due_on.isoformat(),
+        # Whose review it is: a reminder to the reviewer names them.
+        "reviewee_id": row.reviewee_id,
         "user_ids": sorted({people[t] for t in takers if people[t] is not None}),
     }

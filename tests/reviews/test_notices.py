@@ -191,6 +191,7 @@ def test_each_state_is_due_at_its_next_milestone(
         "org_name": "Elm Primary",
         "milestone": milestone,
         "due_on": due_on,
+        "reviewee_id": world.tom.id,
         "user_ids": sorted(getattr(world, name).id for name in takers),
     }
     # The other three are drafts: due with their objectives, nothing later.

@@ -1,0 +1,265 @@
+"""The mailer against a real SMTP server: retries with back-off while the
+server is down or refusing, failure after the limit, no email ever sent
+twice (two mailers, a mailer that died mid-send), STARTTLS with a login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from plumbing.database import ServiceSession
+from services.notify.mailer import INTERRUPTED, Transport, send_due, sweep_interrupted
+from services.notify.messages import new_email
+from services.notify.models import FAILED, QUEUED, SENDING, SENT, Email
+from services.notify.settings import Settings
+from tests.notify.conftest import MailSink, free_port
+from tests.service_support import outbox, service_session
+
+
+def queue(
+    db: ServiceSession, settings: Settings, count: int = 1, now: datetime | None = None
+) -> list[str]:
+    now = now or datetime.now(UTC)
+    ids = []
+    for number in range(count):
+        email = new_email(
+            db,
+            kind="booking_expired",
+            category="bookings",
+            user_id=f"user-{number}",
+            org_id="org-1",
+            to_address=f"person{number}@example.org",
+            subject=f"Message {number}",
+            params={
+                "name": "Pat",
+                "text": f"Body {number}",
+                "app_url": "x",
+                "category": "bookings",
+            },
+            attachments=[],
+            status=QUEUED,
+            now=now,
+            settings=settings,
+        )
+        ids.append(email.id)
+    db.commit()
+    return ids
+
+
+def state(db: ServiceSession, email_id: str) -> Email:
+    db.rollback()
+    found = db.get(Email, email_id, populate_existing=True)
+    assert found is not None
+    return found
+
+
+def test_sends_once_and_records_it(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    [email_id] = queue(db, settings)
+    assert send_due(db, settings, Transport(settings), datetime.now(UTC)) == (1, False)
+    assert send_due(db, settings, Transport(settings), datetime.now(UTC)) == (0, False)
+    [message] = mail_sink.wait_for(1)
+    assert message["Message-ID"] == state(db, email_id).message_id
+    found = state(db, email_id)
+    assert (found.status, found.attempts) == (SENT, 1)
+    [event] = outbox(db, "notify.email_sent")
+    assert event["subject"]["id"] == email_id
+    assert "person0@example.org" not in str(event)
+
+
+def test_server_down_then_back_retries_with_backoff(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    [email_id] = queue(db, settings)
+    mail_sink.stop()
+    now = datetime.now(UTC)
+    handled, unreachable = send_due(db, settings, Transport(settings), now)
+    assert (handled, unreachable) == (1, True)
+    found = state(db, email_id)
+    assert found.status == QUEUED and found.attempts == 1
+    assert "ConnectionRefusedError" in (found.last_error or "")
+    first_delay = found.next_attempt_at - now
+    # Not due again before the back-off.
+    assert send_due(db, settings, Transport(settings), now) == (0, False)
+    later = found.next_attempt_at + timedelta(milliseconds=1)
+    send_due(db, settings, Transport(settings), later)
+    second_delay = state(db, email_id).next_attempt_at - later
+    assert second_delay > first_delay  # doubled
+    mail_sink.start()
+    send_due(db, settings, Transport(settings), state(db, email_id).next_attempt_at)
+    assert state(db, email_id).status == SENT
+    assert len(mail_sink.wait_for(1)) == 1
+
+
+def test_refusals_until_the_limit_mark_it_failed_for_admins(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    [email_id] = queue(db, settings)
+    mail_sink.refuse()
+    when = datetime.now(UTC)
+    for _ in range(settings.max_attempts):
+        send_due(db, settings, Transport(settings), when)
+        when = (state(db, email_id).next_attempt_at or when) + timedelta(seconds=1)
+    found = state(db, email_id)
+    assert (found.status, found.attempts) == (FAILED, settings.max_attempts)
+    assert found.last_error.startswith("SMTP 451")
+    [failed] = outbox(db, "notify.email_failed")
+    assert failed["data"]["attempts"] == settings.max_attempts
+    assert mail_sink.messages() == []
+
+
+def test_two_mailers_never_send_an_email_twice(
+    notify_db_url: str, db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    ids = queue(db, settings, count=40)
+
+    def run() -> None:
+        with service_session(notify_db_url) as session:
+            for _ in range(5):
+                send_due(session, settings, Transport(settings), datetime.now(UTC))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    messages = mail_sink.wait_for(40)
+    assert len(messages) == 40
+    assert len({m["Message-ID"] for m in messages}) == 40
+    db.rollback()
+    assert {e.status for e in db.scalars(select(Email).where(Email.id.in_(ids)))} == {
+        SENT
+    }
+
+
+def test_an_email_held_by_a_dead_mailer_is_failed_not_resent(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    [email_id] = queue(db, settings)
+    found = state(db, email_id)
+    found.status = SENDING
+    found.attempts = 1
+    found.lease_until = datetime.now(UTC) - timedelta(seconds=1)
+    db.commit()
+    assert sweep_interrupted(db, datetime.now(UTC)) == 1
+    assert send_due(db, settings, Transport(settings), datetime.now(UTC)) == (0, False)
+    assert state(db, email_id).status == FAILED
+    assert state(db, email_id).last_error == INTERRUPTED
+    assert mail_sink.messages() == []
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_starttls_with_a_login(
+    db: ServiceSession, settings: Settings, tmp_path: Path
+) -> None:
+    cert, key = _certificate(tmp_path)
+    sink = MailSink(
+        tmp_path / "tls-mail",
+        free_port(),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--auth",
+        "cpd:s3cret-pass",
+    )
+    sink.start()
+    try:
+        secure = replace(
+            settings,
+            smtp_port=sink.port,
+            smtp_tls="starttls",
+            smtp_ca_file=str(cert),
+            smtp_username="cpd",
+            smtp_password="s3cret-pass",
+        )
+        [good] = queue(db, secure)
+        send_due(db, secure, Transport(secure), datetime.now(UTC))
+        assert state(db, good).status == SENT
+        assert len(sink.wait_for(1)) == 1
+
+        wrong = replace(secure, smtp_password="wrong")
+        [refused] = queue(db, wrong)
+        send_due(db, wrong, Transport(wrong), datetime.now(UTC))
+        found = state(db, refused)
+        # A failed login is the server's settings: retried, not failed.
+        assert found.status == QUEUED and found.last_error.startswith("SMTP 535")
+
+        plain = replace(secure, smtp_tls="none")
+        [no_tls] = queue(db, plain)
+        send_due(db, plain, Transport(plain), datetime.now(UTC))
+        assert state(db, no_tls).status == QUEUED  # the server demands STARTTLS
+        assert len(sink.messages()) == 1
+    finally:
+        sink.stop()
+
+
+def test_settings_come_from_config_then_environment(monkeypatch: Any) -> None:
+    from services.notify import settings as notify_settings
+
+    monkeypatch.setenv("NOTIFY_SMTP_PORT", "2525")
+    monkeypatch.setenv("NOTIFY_SMTP_TLS", "ssl")
+    found = notify_settings.load({"NOTIFY_SMTP_HOST": "mail.example.org"})
+    assert (found.smtp_host, found.smtp_port, found.smtp_tls) == (
+        "mail.example.org",
+        2525,
+        "ssl",
+    )
+    monkeypatch.setenv("NOTIFY_SMTP_TLS", "sometimes")
+    try:
+        notify_settings.load({})
+    except ValueError as error:
+        assert "NOTIFY_SMTP_TLS" in str(error)
+    else:
+        raise AssertionError("a bad TLS mode must be refused")
+    assert Settings(retry_seconds=60, retry_max_seconds=600).retry_delay(5) == 600
