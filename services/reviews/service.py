@@ -425,7 +425,7 @@ class ReviewsService:
         ``authz.denied``: ``{items, total}`` of the reviews whose next
         milestone falls from ``today`` to ``today + days`` (0 to 60), each
         ``{review_id, cycle_id, cycle_name, org_id, org_name, milestone,
-        due_on, user_ids}`` (who still has a step to take); by ``due_on``,
+        due_on, reviewee_id, user_ids}`` (who still has a step to take); by ``due_on``,
         ``review_id``; ``limit`` 1 to 1000. Emits nothing."""
         return notices.milestones_due(
             self.db, caller, today, days, offset=offset, limit=limit
