@@ -32,7 +32,7 @@ log = structlog.get_logger()
 # Every service /ready asks for ``ping``; later issues add theirs here. The
 # container config key ``READY_SERVICES`` (comma-separated) overrides it, for
 # a deployment or a test that runs only some services.
-READY_SERVICES: tuple[str, ...] = ("auth", "audit", "training", "reviews")
+READY_SERVICES: tuple[str, ...] = ("auth", "audit", "training", "reviews", "notify")
 READY_TIMEOUT = 2.0
 
 # A revoked session's access tokens live at most 15 minutes; keep a margin.
