@@ -29,6 +29,7 @@ PROCESS_MODULES = {
     "audit": "services.audit.service:AuditService",
     "training": "services.training.service:TrainingService",
     "reviews": "services.reviews.service:ReviewsService",
+    "notify": "services.notify.service:NotifyService",
     "gateway": "gateway.service:GatewayService",
 }
 
@@ -37,6 +38,22 @@ def nameko_command(module: str) -> list[str]:
     """The command that runs one service, here and in docker-compose."""
     nameko = Path(sys.executable).with_name("nameko")
     return [str(nameko), "run", "--config", str(ROOT / "config.yml"), module]
+
+
+def mail_sink_command(folder: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The development mail catcher (``scripts.mail_sink``), as docker-compose
+    runs it too: an SMTP server keeping each message as a file in ``folder``."""
+    return [
+        sys.executable,
+        "-m",
+        "scripts.mail_sink",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dir",
+        str(folder),
+    ]
 
 
 def rabbitmq_reachable(amqp_uri: str, timeout: float = 3.0) -> bool:
@@ -73,6 +90,20 @@ class Platform:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+
+    def start_mail_sink(self, folder: Path, port: int) -> None:
+        """Run the mail catcher beside the services, for a platform with no
+        SMTP server of its own; notify must be pointed at ``port``."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "mailsink.log", "ab") as log:
+            self.processes["mailsink"] = subprocess.Popen(
+                mail_sink_command(folder, port),
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the gateway's /ready answers 200, or raise."""

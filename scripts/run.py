@@ -3,10 +3,15 @@
 Checks that RabbitMQ answers, migrates every service's database, seeds a demo
 trust (once), prints the demo credentials and the URL, then starts every
 service and the gateway as separate processes until Ctrl-C.
+
+Unless ``NOTIFY_SMTP_HOST`` names an SMTP server, it also runs the mail
+catcher (``scripts.mail_sink``) on ``NOTIFY_SMTP_PORT`` (8025), which keeps
+every email the platform sends as a file under ``DATA_DIR/mail``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -40,11 +45,18 @@ def main() -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    mail_folder = None
+    if not os.environ.get("NOTIFY_SMTP_HOST"):
+        mail_folder = (config.data_dir() / "mail").resolve()
+        port = int(os.environ.get("NOTIFY_SMTP_PORT", "8025"))
+        platform.start_mail_sink(mail_folder, port)
     platform.start()
     try:
         platform.wait_ready()
         seed.print_credentials(credentials)
         print(f"\nThe platform is running: {platform.base_url}/api/v1/docs")
+        if mail_folder is not None:
+            print(f"Emails are caught, not sent: {mail_folder}/*.eml")
         print(f"Logs: {Path(platform.log_dir).resolve()}/<service>.log. Ctrl-C stops.")
         while not stopping:
             for name, proc in platform.processes.items():

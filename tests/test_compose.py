@@ -14,9 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Services that run nameko and may be scaled with --scale.
-NAMEKO_SERVICES = ("auth", "audit", "training", "reviews", "gateway")
+NAMEKO_SERVICES = ("auth", "audit", "training", "reviews", "notify", "gateway")
 # Services that own a database.
-DATA_SERVICES = ("auth", "audit", "training", "reviews")
+DATA_SERVICES = ("auth", "audit", "training", "reviews", "notify")
 
 
 def _compose_config(**env: str) -> subprocess.CompletedProcess[str]:
@@ -75,6 +75,7 @@ def test_the_jwt_secret_has_no_default() -> None:
         ("audit", "rpc_ping.py"),
         ("training", "rpc_ping.py"),
         ("reviews", "rpc_ping.py"),
+        ("notify", "rpc_ping.py"),
         ("gateway", "/health"),
     ],
 )
@@ -190,6 +191,17 @@ def test_services_get_their_settings_from_the_environment(
         url = env[f"{service.upper()}_DATABASE_URL"]
         assert url.startswith("postgresql+psycopg2://")
         assert url.endswith(f"@postgres:5432/{service}")
+
+
+def test_notify_mails_the_catcher_unless_told_otherwise() -> None:
+    """By default notify sends to the mailsink service, which runs the
+    local runner's mail catcher; NOTIFY_SMTP_HOST points it elsewhere."""
+    services = yaml.safe_load(_compose_config(JWT_SECRET="x").stdout)["services"]
+    assert services["notify"]["environment"]["NOTIFY_SMTP_HOST"] == "mailsink"
+    assert services["mailsink"]["command"][:3] == ["python", "-m", "scripts.mail_sink"]
+    relayed = _compose_config(JWT_SECRET="x", NOTIFY_SMTP_HOST="smtp.example.org")
+    notify = yaml.safe_load(relayed.stdout)["services"]["notify"]
+    assert notify["environment"]["NOTIFY_SMTP_HOST"] == "smtp.example.org"
 
 
 def test_the_postgres_init_script_creates_a_database_per_service() -> None:
