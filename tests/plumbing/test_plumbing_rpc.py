@@ -53,6 +53,28 @@ class SleepyService:
         raise Conflict("The bed is taken")
 
 
+class WhoService:
+    """Answers who called it, as the callee sees it."""
+
+    name = "who"
+    caller = CallerIdentity()
+
+    @rpc
+    @authenticated
+    def whoami(self, caller: Identity) -> dict[str, Any]:
+        return {"user_id": caller.user_id, "service": caller.service}
+
+
+class OnItsOwnAccountService:
+    name = "own_account"
+    forwarded_rpc = ServiceRpc("who", timeout=5)
+    own_rpc = ServiceRpc("who", timeout=5, as_service="notify")
+
+    @rpc
+    def both(self) -> dict[str, Any]:
+        return {"forwarded": self.forwarded_rpc.whoami(), "own": self.own_rpc.whoami()}
+
+
 class CallerService:
     name = "caller"
     sleepy_rpc = ServiceRpc("sleepy", timeout=0.5)
@@ -223,6 +245,27 @@ def test_request_id_and_identity_reach_the_callee_and_its_event(
         "ip": "203.0.113.9",
         "user_agent": "pytest",
     }
+
+
+def test_a_call_as_a_service_carries_its_own_identity_not_the_callers(
+    container_factory: Factory, rabbit_config: dict
+) -> None:
+    """``as_service`` replaces the worker's identity with the service's own;
+    without it the caller's identity travels on."""
+    containers = [
+        container_factory(service, rabbit_config)
+        for service in (WhoService, OnItsOwnAccountService)
+    ]
+    for container in containers:
+        container.start()
+    caller = containers[-1]
+    person = Identity(user_id="user-7", org_id="school-1")
+
+    with entrypoint_hook(caller, "both", {"identity": person.to_json()}) as both:
+        seen = both()
+
+    assert seen["forwarded"] == {"user_id": "user-7", "service": None}
+    assert seen["own"] == {"user_id": "service:notify", "service": "notify"}
 
 
 def test_an_authenticated_method_refuses_a_call_without_identity(
