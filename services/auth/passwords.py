@@ -156,4 +156,5 @@ def needs_rehash(hashed: str) -> bool:
 
 @functools.cache
 def _dummy_hash(rounds: int) -> str:
-    return _hash("not a password of anyone", rounds)
+    # Made once per cost, by the first unknown user's login: off the hub too.
+    return tpool.execute(_hash, "not a password of anyone", rounds)
