@@ -20,6 +20,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 ORG_KINDS = ("trust", "school")
+# What a password reset code was made for: a reset the user asked for, or the
+# invitation of a new user (with a longer life). Both set a password alike.
+CODE_PURPOSE_RESET = "reset"
+CODE_PURPOSE_INVITATION = "invitation"
+CODE_PURPOSES = (CODE_PURPOSE_RESET, CODE_PURPOSE_INVITATION)
 
 
 def new_id() -> str:
@@ -138,12 +143,14 @@ class RefreshToken(Base):
 
 
 class PasswordResetCode(Base):
-    """A single-use reset code, kept only as its SHA-256."""
+    """A single-use code that sets a password, kept only as its SHA-256:
+    asked for by the user (``purpose`` reset) or sent with an invitation."""
 
     __tablename__ = "password_reset_codes"
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16), default=CODE_PURPOSE_RESET)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
