@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,13 +19,18 @@ from sqlalchemy import delete, func, select
 from plumbing.database import ServiceSession
 from plumbing.errors import Unauthenticated
 from plumbing.identity import Identity
-from services.auth import events, passwords, sessions
+from services.auth import delivery, events, passwords, sessions
 from services.auth.exceptions import (
     InvalidCredentials,
     InvalidResetCode,
     LoginThrottled,
 )
-from services.auth.models import LoginAttempt, PasswordResetCode, User
+from services.auth.models import (
+    CODE_PURPOSE_RESET,
+    LoginAttempt,
+    PasswordResetCode,
+    User,
+)
 
 LOCK_AFTER_FAILURES = 10
 LOCK_DURATION = timedelta(minutes=15)
@@ -36,8 +40,6 @@ IP_WINDOW = timedelta(minutes=1)
 ATTEMPT_RETENTION = timedelta(minutes=10)
 RESET_CODE_TTL = timedelta(minutes=30)
 MAX_LOGIN_LENGTH = 254
-
-Deliver = Callable[[dict[str, Any], str, datetime], None]
 
 log = structlog.get_logger()
 
@@ -265,6 +267,37 @@ def reset_code_hash(code: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def add_code(
+    db: ServiceSession, user: User, *, purpose: str, expires_at: datetime, now: datetime
+) -> str:
+    """Add a new code that sets the user's password; the caller commits, and
+    only then hands the code (returned here, stored as its hash) to notify."""
+    code = new_reset_code()
+    db.add(
+        PasswordResetCode(
+            code_hash=reset_code_hash(code),
+            user_id=user.id,
+            purpose=purpose,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return code
+
+
+def spend_codes(
+    db: ServiceSession, user_id: str, *, now: datetime, purpose: str | None = None
+) -> None:
+    """Mark the user's unused codes (of one purpose, or all) as used."""
+    query = select(PasswordResetCode).where(
+        PasswordResetCode.user_id == user_id, PasswordResetCode.used_at.is_(None)
+    )
+    if purpose is not None:
+        query = query.where(PasswordResetCode.purpose == purpose)
+    for earlier in db.scalars(query):
+        earlier.used_at = now
+
+
 def request_password_reset(
     db: ServiceSession,
     *,
@@ -272,32 +305,25 @@ def request_password_reset(
     ip: str | None,
     user_agent: str | None,
     now: datetime,
-    deliver: Deliver,
+    notify: delivery.Notify,
 ) -> dict[str, Any]:
     """Send a reset code to an active user found by username or email.
 
     Answers ``{}`` either way, so that it tells nobody whether an account
-    exists. Earlier unused codes of the user stop working. The code goes only
-    to ``deliver``, never into an event or a log line.
+    exists. Earlier unused reset codes of the user stop working; an unused
+    invitation code does not (anyone may ask for a reset, and must not be
+    able to spoil a new user's invitation). The code is committed, then
+    goes only to ``notify.send_password_reset``, never into an event or a
+    log line; when notify cannot take it, the code stays and the user may
+    ask again.
     """
     user = _find_for_reset(db, login)
     if user is None:
         return {}
-    for earlier in db.scalars(
-        select(PasswordResetCode).where(
-            PasswordResetCode.user_id == user.id, PasswordResetCode.used_at.is_(None)
-        )
-    ):
-        earlier.used_at = now
-    code = new_reset_code()
+    spend_codes(db, user.id, now=now, purpose=CODE_PURPOSE_RESET)
     expires_at = now + RESET_CODE_TTL
-    db.add(
-        PasswordResetCode(
-            code_hash=reset_code_hash(code),
-            user_id=user.id,
-            created_at=now,
-            expires_at=expires_at,
-        )
+    code = add_code(
+        db, user, purpose=CODE_PURPOSE_RESET, expires_at=expires_at, now=now
     )
     db.emit(
         events.PASSWORD_RESET_REQUESTED,
@@ -308,14 +334,7 @@ def request_password_reset(
         actor={"user_id": None, "ip": ip, "user_agent": user_agent},
     )
     db.commit()
-    recipient = {
-        "user_id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "given_name": user.given_name,
-    }
-    deliver(recipient, code, expires_at)
-    log.info("password_reset_code_sent", user_id=user.id)
+    delivery.send_reset_code(notify, user, code, expires_at)
     return {}
 
 
@@ -341,8 +360,9 @@ def reset_password(
     user_agent: str | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Set a new password with a reset code; the code is then spent and every
-    session of the user ends. InvalidResetCode if unknown, used or expired."""
+    """Set a new password with a reset or invitation code; every unused code
+    of the user is then spent and every session of the user ends.
+    InvalidResetCode if unknown, used or expired."""
     if not isinstance(code, str) or len(code) > 100:
         raise InvalidResetCode()
     code_hash = reset_code_hash(code)
@@ -361,6 +381,9 @@ def reset_password(
     if row is None or user is None or not user.active:
         raise InvalidResetCode()
     row.used_at = now
+    # With a password set, a pending invitation (or reset) code is no use to
+    # the user, and would still set the password if the email leaked.
+    spend_codes(db, user.id, now=now)
     _set_password(user, new_hash, now)
     actor = {"user_id": user.id, "ip": ip, "user_agent": user_agent}
     db.emit(
@@ -368,6 +391,7 @@ def reset_password(
         subject_type="user",
         subject_id=user.id,
         org_id=user.org_id,
+        data={"purpose": row.purpose},
         actor=actor,
     )
     sessions.revoke_all(

@@ -1,6 +1,7 @@
 """Fixtures of the auth tests: a migrated PostgreSQL database per test, a
-domain-level session on it, a seeded trust with two schools, and the auth
-service in a nameko container on a fresh RabbitMQ vhost."""
+domain-level session on it, a seeded trust with two schools, the auth
+service in a nameko container on a fresh RabbitMQ vhost, and a stand-in for
+the notify service (in process, or running in a container beside auth)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 
 from plumbing.database import ServiceSession
-from plumbing.identity import Identity
+from plumbing.errors import ServiceUnavailable
+from plumbing.identity import CallerIdentity, Identity
+from plumbing.rpc import rpc
 from services.auth import organisations, passwords, roles, users
 from services.auth.models import User
 from tests.service_support import rpc_connector, service_session
@@ -162,3 +165,98 @@ def auth_container(container_factory: Any, auth_config: dict[str, Any]) -> Any:
 def auth_rpc(auth_config: dict[str, Any]) -> Callable[..., Any]:
     """``with auth_rpc(identity) as auth: auth.get_user(...)``"""
     return rpc_connector("auth", auth_config, timeout=15)
+
+
+class NotifyRecord:
+    """What the notify stand-ins were asked: ``resets`` holds the arguments of
+    each ``send_password_reset``, ``batches`` the list of each
+    ``send_invitations``, ``callers`` the identity each call carried."""
+
+    def __init__(self) -> None:
+        self.resets: list[dict[str, Any]] = []
+        self.batches: list[list[dict[str, Any]]] = []
+        self.callers: list[Identity | None] = []
+        self.refuse_resets = False
+
+    @property
+    def code(self) -> str:
+        """The code of the last reset email."""
+        return self.resets[-1]["code"]
+
+    @property
+    def invitations(self) -> list[dict[str, Any]]:
+        return [item for batch in self.batches for item in batch]
+
+    def invitation_of(self, user_id: str) -> dict[str, Any]:
+        found = [
+            item for item in self.invitations if item["recipient"]["user_id"] == user_id
+        ]
+        return found[-1]
+
+    def password_reset(
+        self, recipient: dict[str, Any], code: str, expires_at: str
+    ) -> dict[str, Any]:
+        self.resets.append(
+            {"recipient": recipient, "code": code, "expires_at": expires_at}
+        )
+        if self.refuse_resets:
+            return {"email_id": None}
+        return {"email_id": f"email-{len(self.resets)}"}
+
+    def invite(self, invitations: list[dict[str, Any]]) -> dict[str, Any]:
+        self.batches.append(invitations)
+        return {"queued": len(invitations)}
+
+
+class NotifyStub(NotifyRecord):
+    """In process, for the domain functions' ``notify``; ``down`` makes it
+    raise as ``ServiceRpc`` does when no notify instance runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ServiceUnavailable("The notify service is not running")
+
+    def send_password_reset(
+        self, recipient: dict[str, Any], code: str, expires_at: str
+    ) -> dict[str, Any]:
+        self._check()
+        return self.password_reset(recipient, code, expires_at)
+
+    def send_invitations(self, invitations: list[dict[str, Any]]) -> dict[str, Any]:
+        self._check()
+        return self.invite(invitations)
+
+
+@pytest.fixture
+def notify() -> NotifyStub:
+    return NotifyStub()
+
+
+@pytest.fixture
+def fake_notify(container_factory: Any, rabbit_config: dict[str, Any]) -> NotifyRecord:
+    """A running service named ``notify`` on this test's vhost, with the two
+    RPCs auth calls; it records each call and the identity it came with."""
+    record = NotifyRecord()
+
+    class FakeNotify:
+        name = "notify"
+        caller = CallerIdentity()
+
+        @rpc
+        def send_password_reset(
+            self, recipient: dict[str, Any], code: str, expires_at: str
+        ) -> dict[str, Any]:
+            record.callers.append(self.caller)
+            return record.password_reset(recipient, code, expires_at)
+
+        @rpc
+        def send_invitations(self, invitations: list[dict[str, Any]]) -> dict[str, Any]:
+            record.callers.append(self.caller)
+            return record.invite(invitations)
+
+    container_factory(FakeNotify, rabbit_config).start()
+    return record

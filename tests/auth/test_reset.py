@@ -1,15 +1,14 @@
-"""Password reset: a single-use code, valid 30 minutes, seen only by its owner."""
+"""Password reset: a single-use code, valid 30 minutes, seen only by its owner
+(through the notify service, stood in for here by the ``notify`` stub)."""
 
 from __future__ import annotations
 
-import stat
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from services.auth import accounts, events, sessions
-from services.auth.dependencies import write_to_mailbox
 from services.auth.exceptions import (
     InvalidCredentials,
     InvalidRefreshToken,
@@ -23,23 +22,9 @@ from .conftest import PASSWORD, SECRET, T0
 NEW_PASSWORD = "a fresh and long passphrase"
 
 
-class Inbox:
-    """Collects delivered codes, as the notify service would receive them."""
-
-    def __init__(self):
-        self.messages = []
-
-    def __call__(self, recipient, code, expires_at):
-        self.messages.append((recipient, code, expires_at))
-
-    @property
-    def code(self):
-        return self.messages[-1][1]
-
-
-def request(db, login, inbox, now=T0):
+def request(db, login, notify, now=T0):
     return accounts.request_password_reset(
-        db, login=login, ip="10.0.0.9", user_agent="pytest", now=now, deliver=inbox
+        db, login=login, ip="10.0.0.9", user_agent="pytest", now=now, notify=notify
     )
 
 
@@ -61,12 +46,11 @@ def login(db, password, now=T0):
     )
 
 
-def test_a_reset_code_sets_a_new_password_and_ends_every_session(db, world):
+def test_a_reset_code_sets_a_new_password_and_ends_every_session(db, world, notify):
     """The delivered code sets the password; old sessions are revoked."""
-    inbox = Inbox()
     old = login(db, PASSWORD)
-    assert request(db, "tom", inbox) == {}
-    assert reset(db, inbox.code, now=T0 + timedelta(minutes=5)) == {}
+    assert request(db, "tom", notify) == {}
+    assert reset(db, notify.code, now=T0 + timedelta(minutes=5)) == {}
 
     assert login(db, NEW_PASSWORD, now=T0 + timedelta(minutes=6))["user"]
     with pytest.raises(InvalidCredentials):
@@ -86,59 +70,53 @@ def test_a_reset_code_sets_a_new_password_and_ends_every_session(db, world):
         )
 
 
-def test_a_reset_code_works_only_once(db, world):
+def test_a_reset_code_works_only_once(db, world, notify):
     """Using the same code twice is refused the second time."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
-    reset(db, inbox.code)
+    request(db, "tom", notify)
+    reset(db, notify.code)
     with pytest.raises(InvalidResetCode) as caught:
-        reset(db, inbox.code, password="yet another long passphrase")
+        reset(db, notify.code, password="yet another long passphrase")
     assert (caught.value.code, caught.value.status) == ("INVALID_RESET_CODE", 400)
 
 
-def test_a_reset_code_expires_after_30_minutes(db, world):
+def test_a_reset_code_expires_after_30_minutes(db, world, notify):
     """At 30 minutes the code no longer works."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
+    request(db, "tom", notify)
     with pytest.raises(InvalidResetCode):
-        reset(db, inbox.code, now=T0 + timedelta(minutes=30))
+        reset(db, notify.code, now=T0 + timedelta(minutes=30))
 
 
-def test_a_newer_code_replaces_an_older_one(db, world):
+def test_a_newer_code_replaces_an_older_one(db, world, notify):
     """Asking again makes the earlier code useless."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
-    first = inbox.code
-    request(db, "tom@example.org", inbox)
+    request(db, "tom", notify)
+    first = notify.code
+    request(db, "tom@example.org", notify)
     with pytest.raises(InvalidResetCode):
         reset(db, first)
-    reset(db, inbox.code)
+    reset(db, notify.code)
 
 
-def test_a_weak_new_password_keeps_the_code_usable(db, world):
+def test_a_weak_new_password_keeps_the_code_usable(db, world, notify):
     """A rejected password does not spend the code."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
+    request(db, "tom", notify)
     with pytest.raises(WeakPassword):
-        reset(db, inbox.code, password="short")
-    reset(db, inbox.code)
+        reset(db, notify.code, password="short")
+    reset(db, notify.code)
 
 
-def test_unknown_users_get_the_same_empty_answer_and_nothing_is_sent(db, world):
+def test_unknown_users_get_the_same_empty_answer_and_nothing_is_sent(db, world, notify):
     """request_password_reset answers {} whether or not the user exists."""
-    inbox = Inbox()
-    assert request(db, "nobody-here", inbox) == {}
-    assert inbox.messages == []
+    assert request(db, "nobody-here", notify) == {}
+    assert notify.resets == []
     assert outbox(db, events.PASSWORD_RESET_REQUESTED) == []
 
 
-def test_the_code_never_reaches_an_event(db, world):
+def test_the_code_never_reaches_an_event(db, world, notify):
     """No outbox payload contains the code, in any spelling."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
-    reset(db, inbox.code)
+    request(db, "tom", notify)
+    reset(db, notify.code)
     payloads = repr(outbox(db))
-    code = inbox.code
+    code = notify.code
     for spelling in (code, code.replace("-", ""), code.lower()):
         assert spelling not in payloads
     assert outbox(db, events.PASSWORD_RESET_REQUESTED)[0]["subject"]["id"] == (
@@ -146,22 +124,52 @@ def test_the_code_never_reaches_an_event(db, world):
     )
 
 
-def test_the_code_is_typed_leniently(db, world):
+def test_the_code_is_typed_leniently(db, world, notify):
     """Lower case, and without the dashes, the code still works."""
-    inbox = Inbox()
-    request(db, "tom", inbox)
-    reset(db, inbox.code.replace("-", " ").lower())
+    request(db, "tom", notify)
+    reset(db, notify.code.replace("-", " ").lower())
 
 
-def test_the_default_delivery_writes_a_private_file(tmp_path: Path):
-    """The mailbox file is named by user id and readable by its owner only."""
-    recipient = {
-        "user_id": "u-1",
-        "username": "tom",
+def test_notify_gets_the_recipient_code_and_expiry(db, world, notify):
+    """send_password_reset receives the recipient, the code and an ISO expiry."""
+    request(db, "tom", notify)
+    [sent] = notify.resets
+    tom = world.elm_teacher
+    assert sent["recipient"] == {
+        "user_id": tom.id,
+        "org_id": world.elm.id,
         "email": "tom@example.org",
         "given_name": "Tom",
+        "family_name": "Tester",
+        "username": "tom",
     }
-    path = write_to_mailbox(tmp_path / "mailbox", recipient, "ABCD-EFGH", T0)
-    assert path == tmp_path / "mailbox" / "u-1.txt"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "ABCD-EFGH" in path.read_text()
+    assert sent["expires_at"] == (T0 + timedelta(minutes=30)).isoformat()
+
+
+def test_notify_down_still_answers_empty_and_logs_no_code(db, world, notify):
+    """The code is kept, a warning names the user only, and asking again works."""
+    notify.down = True
+    with capture_logs() as logs:
+        assert request(db, "tom", notify) == {}
+    [warning] = [line for line in logs if line["log_level"] == "warning"]
+    assert warning == {
+        "event": "password_reset_code_undelivered",
+        "log_level": "warning",
+        "user_id": world.elm_teacher.id,
+        "error": "SERVICE_UNAVAILABLE",
+    }
+    assert outbox(db, events.PASSWORD_RESET_REQUESTED)
+    assert notify.resets == []
+
+    notify.down = False
+    request(db, "tom", notify, now=T0 + timedelta(minutes=1))
+    reset(db, notify.code, now=T0 + timedelta(minutes=2))
+
+
+def test_a_refused_email_still_answers_empty(db, world, notify):
+    """notify answering email_id None (a rate limit) is logged, not raised."""
+    notify.refuse_resets = True
+    with capture_logs() as logs:
+        assert request(db, "tom", notify) == {}
+    assert "password_reset_code_refused" in {line["event"] for line in logs}
+    assert notify.code not in repr(logs)

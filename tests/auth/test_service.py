@@ -6,7 +6,6 @@ import inspect
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import eventlet
 import pytest
@@ -23,10 +22,10 @@ from plumbing.identity import Identity
 from plumbing.outbox import OUTBOX
 from plumbing.tokens import verify_access_token
 from services.auth import events
-from services.auth.service import AuthService
+from services.auth.service import NOTIFY_TIMEOUT, AuthService
 from tests.service_support import outbox
 
-from .conftest import PASSWORD, SECRET, T0, Clock, identity_of
+from .conftest import PASSWORD, SECRET, T0, Clock, NotifyStub, identity_of
 
 
 def error_of(caught):
@@ -166,35 +165,57 @@ def test_a_trust_admin_creates_and_imports_users_over_rpc(
     assert created[-1]["actor"]["user_id"] == world.trust_admin.id
 
 
-def test_a_reset_code_is_delivered_to_the_mailbox_file(
-    auth_container, auth_rpc, auth_config, world, db
+def test_a_reset_code_is_emailed_through_notify_as_the_auth_service(
+    auth_container, auth_rpc, fake_notify, world, db
 ):
-    """The default delivery writes DATA_DIR/mailbox/<user id>.txt; the code works."""
+    """notify.send_password_reset gets the code on auth's own account; it works."""
     auth_container.start()
     with auth_rpc() as auth:
         assert auth.request_password_reset("tom", "10.9.0.3", "pytest") == {}
         assert auth.request_password_reset("nobody", "10.9.0.3", "pytest") == {}
-    mailbox = Path(auth_config["DATA_DIR"]) / "mailbox"
-    text = (mailbox / f"{world.elm_teacher.id}.txt").read_text()
-    code = text.split("is:\n\n", 1)[1].split()[0]
-    with auth_rpc() as auth:
-        auth.reset_password(code, "my new long passphrase", "10.9.0.3", "pytest")
-        assert auth.login("tom", "my new long passphrase", "10.9.0.3", "pytest")
-    assert code not in repr(outbox(db))
-
-
-def test_the_reset_delivery_can_be_replaced_in_a_container(
-    auth_container, auth_rpc, world
-):
-    """replace_dependencies swaps the delivery for one a test observes."""
-    sent = []
-    replace_dependencies(
-        auth_container, deliver_reset_code=lambda *message: sent.append(message)
+    [sent] = fake_notify.resets
+    assert sent["recipient"]["user_id"] == world.elm_teacher.id
+    assert sent["recipient"]["email"] == "tom@example.org"
+    [caller] = fake_notify.callers
+    assert (caller.service, caller.user_id, caller.scopes) == (
+        "auth",
+        "service:auth",
+        {},
     )
+    with auth_rpc() as auth:
+        auth.reset_password(sent["code"], "my new long passphrase", "10.9.0.3", "ua")
+        assert auth.login("tom", "my new long passphrase", "10.9.0.3", "pytest")
+    assert sent["code"] not in repr(outbox(db))
+
+
+def test_notify_down_still_answers_empty_and_keeps_the_code_out_of_logs(
+    auth_container, auth_rpc, world, db
+):
+    """With no notify running, the answer is {} at once and a warning names
+    the user, not the code."""
+    auth_container.start()
+    with capture_logs() as logs, auth_rpc() as auth:
+        started = time.monotonic()
+        assert auth.request_password_reset("tom", "10.9.0.3", "pytest") == {}
+        waited = time.monotonic() - started
+    assert waited < NOTIFY_TIMEOUT
+    [warning] = [line for line in logs if line["log_level"] == "warning"]
+    assert warning["event"] == "password_reset_code_undelivered"
+    assert warning["user_id"] == world.elm_teacher.id
+    assert warning["error"] == "SERVICE_UNAVAILABLE"
+    assert not any("code" in line for line in logs)
+    requested = outbox(db, events.PASSWORD_RESET_REQUESTED)
+    assert set(requested[0]["data"]) == {"expires_at"}
+
+
+def test_notify_can_be_replaced_in_a_container(auth_container, auth_rpc, world):
+    """replace_dependencies swaps the notify client for a stub a test observes."""
+    stub = NotifyStub()
+    replace_dependencies(auth_container, notify_rpc=stub)
     auth_container.start()
     with auth_rpc() as auth:
         auth.request_password_reset("tom@example.org", None, None)
-    assert sent[0][0]["user_id"] == world.elm_teacher.id
+    assert stub.resets[0]["recipient"]["user_id"] == world.elm_teacher.id
 
 
 def test_an_idle_session_cannot_refresh_with_an_injected_clock(
@@ -264,22 +285,18 @@ def test_outbox_rows_are_marked_sent_by_the_relay(auth_container, auth_rpc, worl
 
 
 def test_passwords_and_reset_codes_never_reach_a_log_line(
-    auth_container, auth_rpc, world
+    auth_container, auth_rpc, fake_notify, world
 ):
     """Logs written during logins and a reset hold no password and no code."""
-    sent = []
-    replace_dependencies(
-        auth_container, deliver_reset_code=lambda *message: sent.append(message)
-    )
     auth_container.start()
     with capture_logs() as logs, auth_rpc() as auth:
         with pytest.raises(RemoteError):
             auth.login("tom", "a wrong but secret guess", "10.9.0.7", "pytest")
         auth.login("tom", PASSWORD, "10.9.0.7", "pytest")
         auth.request_password_reset("tom", "10.9.0.7", "pytest")
-        auth.reset_password(sent[0][1], "the newest passphrase", "10.9.0.7", "ua")
+        auth.reset_password(fake_notify.code, "the newest passphrase", "10.9.0.7", "ua")
     written = repr(logs)
     assert {"login_failed", "login_succeeded"} <= {line["event"] for line in logs}
-    for secret in (PASSWORD, "a wrong but secret guess", sent[0][1]):
+    for secret in (PASSWORD, "a wrong but secret guess", fake_notify.code):
         assert secret not in written
     assert "the newest passphrase" not in written
