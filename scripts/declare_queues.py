@@ -40,10 +40,10 @@ def handler_queues(service_cls: type) -> list[Queue]:
     queues = []
     for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
-            if isinstance(entrypoint, Consumer):
-                queues.append(entrypoint.queue)
-                continue
+            # An EventHandler is a Consumer too, whose queue is made at setup.
             if not isinstance(entrypoint, EventHandler):
+                if isinstance(entrypoint, Consumer):
+                    queues.append(entrypoint.queue)
                 continue
             if entrypoint.handler_type is BROADCAST:
                 continue

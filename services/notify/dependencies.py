@@ -13,7 +13,7 @@ from plumbing import topology
 from services.notify import settings as notify_settings
 from services.notify.handlers import SUBSCRIPTIONS
 
-QUEUE = "notify.events"
+QUEUE = "notify.incoming"
 
 
 def event_queue() -> Queue:
