@@ -212,5 +212,8 @@ def erase(db: ServiceSession, user_id: str, *, now: datetime) -> None:
                 subject="(erased)",
                 text_body="",
                 html_body="",
+                attachments=[],
+                # No address: it can never be queued again.
+                to_address=None,
             )
         )

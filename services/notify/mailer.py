@@ -141,6 +141,22 @@ def is_permanent(error: BaseException) -> bool:
     return False
 
 
+def is_unreachable(error: BaseException) -> bool:
+    """The server itself is away (not one message refused): stop the batch."""
+    if isinstance(
+        error,
+        smtplib.SMTPServerDisconnected
+        | smtplib.SMTPConnectError
+        # The server's settings are wrong for every message alike.
+        | smtplib.SMTPAuthenticationError
+        | smtplib.SMTPNotSupportedError,
+    ):
+        return True
+    if isinstance(error, smtplib.SMTPException):
+        return False
+    return isinstance(error, OSError)  # refused, unreachable, timed out, TLS
+
+
 def describe(error: BaseException) -> str:
     if isinstance(error, smtplib.SMTPResponseException):
         detail = error.smtp_error
@@ -265,7 +281,7 @@ def send_due(
                 attempts=email.attempts,
                 error=None if error is None else type(error).__name__,
             )
-            if error is not None and not is_permanent(error):
+            if error is not None and is_unreachable(error):
                 return handled, True
     finally:
         # One connection per batch: servers drop idle ones.

@@ -30,6 +30,8 @@ from services.notify.schemas import (
 from services.notify.settings import Settings
 
 ADMIN_ROLES = ("school_admin", "trust_admin")
+# Emails that carry a one-time code.
+CODE_KINDS = frozenset({"password_reset", "invitation"})
 
 
 def _remember(db: ServiceSession, recipient: dict[str, Any], now: datetime) -> None:
@@ -197,6 +199,7 @@ def list_emails(db: ServiceSession, caller: Identity, query: Any) -> dict[str, A
             subject_type="email",
             subject_id="*",
             action="notify.list_emails",
+            org_id=page["org_id"] or caller.org_id,
         )
         return {
             "items": [],
@@ -245,6 +248,11 @@ def requeue_email(
         raise NotFound("No such email")
     if email.status not in (FAILED, SUPPRESSED) or not email.to_address:
         raise EmailNotRetryable()
+    if email.kind in CODE_KINDS:
+        # Its code may have expired or been replaced: ask auth for a new one.
+        raise EmailNotRetryable(
+            "A reset code or invitation is not sent again; ask for a new one"
+        )
     before = email.status
     email.status = QUEUED
     email.attempts = 0

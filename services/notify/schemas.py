@@ -22,7 +22,9 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
 
 
 class PageSchema(Schema):
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=1_000_000_000)
+    )
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 

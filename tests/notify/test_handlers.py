@@ -8,10 +8,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import make_event
+from services.notify import outbound
+from services.notify.exceptions import EmailNotRetryable
 from services.notify.mailer import Transport, send_due
 from services.notify.models import (
     HELD,
@@ -463,6 +466,34 @@ def test_rate_limit_holds_back_a_flood(
     assert emails(db, known.tom.id)[-1].status == QUEUED
 
 
+def test_a_reset_code_email_is_never_queued_again(
+    db: ServiceSession, known: World, settings: Settings
+) -> None:
+    recipient = {
+        "user_id": known.tom.id,
+        "org_id": known.elm,
+        "email": "tom@example.org",
+        "given_name": "Tom",
+        "family_name": "Smith",
+        "username": "tom",
+    }
+    answer = outbound.send_password_reset(
+        db,
+        {
+            "recipient": recipient,
+            "code": "ABCD-EFGH-IJKL",
+            "expires_at": T0.isoformat(),
+        },
+        now=T0,
+        settings=settings,
+    )
+    email = db.get(Email, answer["email_id"])
+    email.status = "failed"
+    db.commit()
+    with pytest.raises(EmailNotRetryable):
+        outbound.requeue_email(db, known.ada.identity, email.id, now=T0)
+
+
 def test_contacts_follow_auth_events_in_any_order(
     db: ServiceSession, known: World, handle: Callable[..., Any]
 ) -> None:
@@ -521,6 +552,9 @@ def test_erasure_forgets_the_person_and_their_name_in_others_notices(
     assert "Tom" not in margo.title + margo.body
     [unsent] = emails(db, known.margo.id)
     assert unsent.status == SUPPRESSED and "Tom" not in unsent.text_body
+    assert unsent.to_address is None  # so no admin can queue it again
+    with pytest.raises(EmailNotRetryable):
+        outbound.requeue_email(db, known.ada.identity, unsent.id, now=T0)
     count = db.scalar(
         select(func.count()).select_from(Email).where(Email.text_body.contains("Tom"))
     )
