@@ -2,6 +2,10 @@
 through the same domain code as the service; its events wait in the outbox
 until a running auth service's relay publishes them.
 
+It runs outside nameko, so it cannot call the notify service: the admins it
+creates get no invitation email and no invitation code (give them the
+password set here; they may change it, or ask for a reset, once signed in).
+
     cpd-admin migrate
     cpd-admin create-org --kind trust --name "Oak Trust"
     cpd-admin create-org --kind school --name "Elm Primary" --trust <trust id>

@@ -16,6 +16,9 @@ LOGGED_OUT = "auth.logged_out"
 PASSWORD_CHANGED = "auth.password_changed"
 PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
 PASSWORD_RESET_COMPLETED = "auth.password_reset_completed"
+# An invitation made for a new user (``data.with_code``: it carries a code
+# that sets the password); emitted when it is made, and sent after commit.
+INVITATION_SENT = "auth.invitation_sent"
 SESSIONS_REVOKED = "auth.sessions_revoked"
 TOKEN_REFRESHED = "auth.token_refreshed"
 

@@ -60,3 +60,11 @@ class UsernameTaken(AuthError):
     code = "USERNAME_TAKEN"
     status = 409
     title = "The username is already in use"
+
+
+class PasswordAlreadySet(AuthError):
+    """An invitation code for a user who has a password: they reset it."""
+
+    code = "PASSWORD_ALREADY_SET"
+    status = 422
+    title = "The user already has a password; they can ask for a reset"

@@ -6,7 +6,8 @@ Columns: ``username,given_name,family_name,email,roles,line_manager_username``.
 organisation (``staff`` when empty). A line manager may be an existing user
 of the same school or trust, or another row of the file. Rows are numbered as
 a spreadsheet shows them: the header is row 1, the first user row 2. Imported
-users have no password; they set one through a password reset.
+users have no password: each is invited with a code that sets one, all the
+invitations of a file in one call to notify after the import commits.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from plumbing.database import ServiceSession
 from plumbing.identity import Identity
-from services.auth import events
+from services.auth import delivery, events, invitations
 from services.auth.exceptions import ImportInvalid
 from services.auth.models import Organisation, User
 from services.auth.organisations import family
@@ -47,10 +48,13 @@ def import_users(
     csv_text: object,
     *,
     now: datetime,
+    notify: delivery.Notify,
 ) -> dict[str, Any]:
     """Create every user of the file in an organisation the caller manages, or
-    none; emits ``auth.user_created`` per user and one ``auth.users_imported``.
-    ImportInvalid lists every problem under ``row N``."""
+    none; emits ``auth.user_created`` and ``auth.invitation_sent`` per user and
+    one ``auth.users_imported``. ImportInvalid lists every problem under
+    ``row N``. After the commit, one RPC sends every invitation: the answer's
+    ``invitations_sent`` is false when notify could not take them."""
     org = managed_org(db, caller, org_id, "auth.import_users")
     rows = _parse(csv_text)
     checked = _check_rows(db, caller, org, rows)
@@ -73,8 +77,10 @@ def import_users(
             assert boss is not None
             created[values["username"]].line_manager_id = boss.id
     db.flush()
+    invited = []
     for user in created.values():
         announce_created(db, user)
+        invited.append(invitations.issue(db, user, now=now))
     ids = [user.id for user in created.values()]
     db.emit(
         events.USERS_IMPORTED,
@@ -84,7 +90,11 @@ def import_users(
         data={"count": len(ids), "user_ids": ids},
     )
     db.commit()
-    return {"imported": len(ids), "users": [dump_user(u) for u in created.values()]}
+    return {
+        "imported": len(ids),
+        "users": [dump_user(u) for u in created.values()],
+        "invitations_sent": delivery.send_invitations(notify, invited),
+    }
 
 
 def _parse(csv_text: object) -> list[dict[str, str]]:

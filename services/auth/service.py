@@ -16,8 +16,9 @@ from services.auth.dependencies import Clock, JwtSecret
 
 entrypoint = rpc(expected_exceptions=PlatformError)
 
-# Reset codes go to notify after their transaction commits; a notify that
-# does not answer within this is logged rather than holding up the request.
+# Reset codes and invitations go to notify after their transaction commits;
+# a notify that does not answer within this is logged and reported as not
+# sent rather than holding up a login page or an admin's request.
 NOTIFY_TIMEOUT = 5.0
 
 
@@ -31,8 +32,8 @@ class AuthService:
     db = Database("auth", pre_ping=False)
     caller = CallerIdentity()
     log = LogContext("auth")
-    # On auth's own account: notify takes reset codes from the auth service
-    # only, whoever the request came from.
+    # On auth's own account: notify takes reset codes and invitations from
+    # the auth service only, whoever the request came from.
     notify_rpc = ServiceRpc("notify", timeout=NOTIFY_TIMEOUT, as_service="auth")
     now = Clock()
     jwt_secret = JwtSecret()
@@ -112,8 +113,8 @@ class AuthService:
     def reset_password(
         self, code: str, new_password: str, ip: str | None, user_agent: str | None
     ) -> dict[str, Any]:
-        """Anyone holding a reset code: set a new password and end every
-        session. Emits ``auth.password_reset_completed`` (with
+        """Anyone holding a reset or invitation code: set a new password and
+        end every session. Emits ``auth.password_reset_completed`` (with
         ``data.purpose``) and ``auth.sessions_revoked``."""
         return accounts.reset_password(
             self.db,
@@ -212,9 +213,15 @@ class AuthService:
     @entrypoint
     @authenticated
     def create_user(self, caller: Identity, data: dict[str, Any]) -> dict[str, Any]:
-        """A school or trust admin covering ``data.org_id``: create a user.
-        Emits ``auth.user_created`` and ``auth.role_granted`` per role."""
-        return users.create_user(self.db, caller, data, now=self.now())
+        """A school or trust admin covering ``data.org_id``: create a user and
+        email them an invitation (with a code that sets the password when
+        ``data.password`` is not given). Answers the user with
+        ``invitation_sent`` (false if notify could not take it; the user is
+        created all the same). Emits ``auth.user_created``,
+        ``auth.role_granted`` per role and ``auth.invitation_sent``."""
+        return users.create_user(
+            self.db, caller, data, now=self.now(), notify=self.notify_rpc
+        )
 
     @entrypoint
     @authenticated
@@ -247,10 +254,26 @@ class AuthService:
         self, caller: Identity, org_id: str, csv_text: str
     ) -> dict[str, Any]:
         """A school or trust admin covering ``org_id``: create users from CSV,
-        all or none (IMPORT_INVALID lists every problem by row). Answers
-        ``{imported, users}``. Emits
-        ``auth.user_created`` per user and ``auth.users_imported``."""
-        return importer.import_users(self.db, caller, org_id, csv_text, now=self.now())
+        all or none (IMPORT_INVALID lists every problem by row), and invite
+        each with a code that sets their password, in one call to notify.
+        Answers ``{imported, users, invitations_sent}``. Emits
+        ``auth.user_created`` and ``auth.invitation_sent`` per user and
+        ``auth.users_imported``."""
+        return importer.import_users(
+            self.db, caller, org_id, csv_text, now=self.now(), notify=self.notify_rpc
+        )
+
+    @entrypoint
+    @authenticated
+    def send_invitation(self, caller: Identity, user_id: str) -> dict[str, Any]:
+        """A school or trust admin covering the user: email a user who has no
+        password yet a new invitation code (their earlier invitation codes
+        stop working). Answers ``{invitation_sent, expires_at}``;
+        PASSWORD_ALREADY_SET (422) for a user with a password, CONFLICT for a
+        deactivated one. Emits ``auth.invitation_sent``."""
+        return users.send_invitation(
+            self.db, caller, user_id, now=self.now(), notify=self.notify_rpc
+        )
 
     @entrypoint
     @authenticated

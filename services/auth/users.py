@@ -3,7 +3,8 @@
 Reading a user: the user themself, their line manager, and anyone holding
 school_admin, trust_admin, cpd_lead or auditor at an organisation covering the
 user's. Managing (create, update, deactivate, reactivate, import): holders of
-school_admin or trust_admin covering the user's organisation. An object
+school_admin or trust_admin covering the user's organisation (and inviting:
+see :mod:`services.auth.invitations`). An object
 outside the caller's reach is answered NotFound after an ``authz.denied``.
 """
 
@@ -19,9 +20,9 @@ from plumbing.database import ServiceSession
 from plumbing.envelope import diff
 from plumbing.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from plumbing.identity import Identity, deny
-from services.auth import events, passwords, sessions
-from services.auth.exceptions import UsernameTaken
-from services.auth.models import Organisation, RoleGrant, User
+from services.auth import accounts, delivery, events, invitations, passwords, sessions
+from services.auth.exceptions import PasswordAlreadySet, UsernameTaken
+from services.auth.models import CODE_PURPOSE_INVITATION, Organisation, RoleGrant, User
 from services.auth.organisations import family
 from services.auth.roles import ADMIN_ROLES, READER_ROLES, ROLES, TRUST_ADMIN
 from services.auth.schemas import (
@@ -191,7 +192,9 @@ def insert_user(
     announce: bool = True,
 ) -> User:
     """Add a checked user with their roles and, unless told not to, announce
-    them (see :func:`announce_created`); the caller commits."""
+    them (see :func:`announce_created`); the caller commits. It invites no
+    one: :func:`create_user` and the importer do (the operator CLI and the
+    test fixtures do not)."""
     user = User(
         **values,
         active=True,
@@ -254,9 +257,17 @@ def _emit_role(
 
 
 def create_user(
-    db: ServiceSession, caller: Identity, data: object, *, now: datetime
+    db: ServiceSession,
+    caller: Identity,
+    data: object,
+    *,
+    now: datetime,
+    notify: delivery.Notify,
 ) -> dict[str, Any]:
-    """Create a user in an organisation the caller manages; commits."""
+    """Create a user in an organisation the caller manages and invite them
+    (with a code that sets the password if none was given); commits, then
+    sends the invitation. The user answered has ``invitation_sent``: false
+    when notify could not take it (the user exists all the same)."""
     values = load(UserCreateSchema(), data)
     org = managed_org(db, caller, values["org_id"], "auth.create_user")
     grants = values.pop("roles") or [{"role": "staff", "org_id": org.id}]
@@ -269,8 +280,37 @@ def create_user(
         password_hash = passwords.hash_password(passwords.check_policy(password))
 
     user = insert_user(db, values, grants, password_hash=password_hash, now=now)
+    invitation = invitations.issue(db, user, now=now)
     db.commit()
-    return dump_user(user)
+    answer = dump_user(user)
+    answer["invitation_sent"] = delivery.send_invitations(notify, [invitation])
+    return answer
+
+
+def send_invitation(
+    db: ServiceSession,
+    caller: Identity,
+    user_id: object,
+    *,
+    now: datetime,
+    notify: delivery.Notify,
+) -> dict[str, Any]:
+    """Invite a managed user who has no password again, with a new code (their
+    earlier invitation codes stop working); commits, then sends it. Answers
+    ``{invitation_sent, expires_at}``. PasswordAlreadySet for a user with a
+    password, Conflict for a deactivated one."""
+    user = managed_user(db, caller, user_id, "auth.send_invitation")
+    if user.password_hash is not None:
+        raise PasswordAlreadySet()
+    if not user.active:
+        raise Conflict("The user is deactivated; reactivate them first")
+    accounts.spend_codes(db, user.id, now=now, purpose=CODE_PURPOSE_INVITATION)
+    invitation = invitations.issue(db, user, now=now)
+    db.commit()
+    return {
+        "invitation_sent": delivery.send_invitations(notify, [invitation]),
+        "expires_at": invitation["expires_at"],
+    }
 
 
 def update_user(

@@ -10,13 +10,15 @@ from services.auth.exceptions import ImportInvalid
 from services.auth.models import User
 from tests.service_support import outbox
 
-from .conftest import T0, identity_of
+from .conftest import T0, NotifyStub, identity_of
 
 HEADER = "username,given_name,family_name,email,roles,line_manager_username\n"
 
 
-def run(db, caller, org, rows):
-    return importer.import_users(db, caller, org.id, HEADER + rows, now=T0)
+def run(db, caller, org, rows, notify=None):
+    return importer.import_users(
+        db, caller, org.id, HEADER + rows, now=T0, notify=notify or NotifyStub()
+    )
 
 
 def test_a_clean_file_imports_every_user_with_events(db, world):
@@ -82,6 +84,7 @@ def test_a_wrong_header_is_reported_as_row_1(db, world):
             world.elm.id,
             "user,name\nx,y\n",
             now=T0,
+            notify=NotifyStub(),
         )
     assert "row 1" in caught.value.fields
 

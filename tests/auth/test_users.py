@@ -10,7 +10,7 @@ from services.auth.exceptions import UsernameTaken, WeakPassword
 from services.auth.roles import catalogue
 from tests.service_support import outbox
 
-from .conftest import T0, identity_of
+from .conftest import T0, NotifyStub, identity_of
 
 
 def new_user(org, **changes):
@@ -57,7 +57,7 @@ def test_a_trust_admin_cannot_reach_a_standalone_school(db, world):
     """Yew is not in the trust, so creating a user there is NotFound."""
     admin = identity_of(db, world.trust_admin)
     with pytest.raises(NotFound):
-        users.create_user(db, admin, new_user(world.yew), now=T0)
+        users.create_user(db, admin, new_user(world.yew), now=T0, notify=NotifyStub())
 
 
 def test_a_line_manager_reads_their_reports_but_not_colleagues(db, world):
@@ -96,7 +96,7 @@ def test_an_admin_creates_a_user_with_roles(db, world):
         roles=[{"role": "cpd_lead", "org_id": world.elm.id}],
         password="a long enough passphrase",
     )
-    created = users.create_user(db, admin, data, now=T0)
+    created = users.create_user(db, admin, data, now=T0, notify=NotifyStub())
     assert created["username"] == "newbie"
     assert created["roles"] == [{"role": "cpd_lead", "org_id": world.elm.id}]
     event = outbox(db, events.USER_CREATED)[-1]
@@ -110,7 +110,9 @@ def test_usernames_are_unique_whatever_their_case(db, world):
     """TOM is taken because tom exists."""
     admin = identity_of(db, world.elm_admin)
     with pytest.raises(UsernameTaken) as caught:
-        users.create_user(db, admin, new_user(world.elm, username="TOM"), now=T0)
+        users.create_user(
+            db, admin, new_user(world.elm, username="TOM"), now=T0, notify=NotifyStub()
+        )
     assert caught.value.status == 409
 
 
@@ -118,7 +120,9 @@ def test_unknown_fields_are_rejected_with_field_errors(db, world):
     """An extra field gives VALIDATION_FAILED naming the field."""
     admin = identity_of(db, world.elm_admin)
     with pytest.raises(ValidationFailed) as caught:
-        users.create_user(db, admin, new_user(world.elm, is_admin=True), now=T0)
+        users.create_user(
+            db, admin, new_user(world.elm, is_admin=True), now=T0, notify=NotifyStub()
+        )
     assert caught.value.fields == {"is_admin": ["Unknown field."]}
 
 
@@ -127,7 +131,11 @@ def test_a_weak_initial_password_is_rejected(db, world):
     admin = identity_of(db, world.elm_admin)
     with pytest.raises(WeakPassword):
         users.create_user(
-            db, admin, new_user(world.elm, password="qwerty123456"), now=T0
+            db,
+            admin,
+            new_user(world.elm, password="qwerty123456"),
+            now=T0,
+            notify=NotifyStub(),
         )
 
 
