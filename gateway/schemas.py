@@ -167,6 +167,22 @@ class UserSchema(Schema):
     updated_at = fields.DateTime()
 
 
+class UserCreatedSchema(UserSchema):
+    invitation_sent = fields.Boolean(
+        metadata={
+            "description": "false when the notify service could not take the "
+            "invitation email; send it again with POST .../invitation"
+        }
+    )
+
+
+class InvitationSentSchema(Schema):
+    invitation_sent = fields.Boolean()
+    expires_at = fields.DateTime(
+        metadata={"description": "until when the set-password code works"}
+    )
+
+
 class UserPageSchema(Schema):
     items = fields.List(fields.Nested(UserSchema))
     total = fields.Integer()
@@ -209,6 +225,9 @@ class TokenSchema(Schema):
 class ImportResultSchema(Schema):
     imported = fields.Integer()
     users = fields.List(fields.Nested(UserSchema))
+    invitations_sent = fields.Boolean(
+        metadata={"description": "false when notify could not take every invitation"}
+    )
 
 
 class SessionsRevokedSchema(Schema):

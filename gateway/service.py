@@ -39,6 +39,7 @@ from gateway.schemas import (
     EmptySchema,
     HealthSchema,
     ImportResultSchema,
+    InvitationSentSchema,
     LoginSchema,
     OrganisationListSchema,
     OrganisationSchema,
@@ -50,6 +51,7 @@ from gateway.schemas import (
     RoleListSchema,
     SessionsRevokedSchema,
     TokenSchema,
+    UserCreatedSchema,
     UserCreateSchema,
     UserListQuerySchema,
     UserPageSchema,
@@ -291,12 +293,14 @@ class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes, NotifyRoutes):
         "POST",
         "/api/v1/users",
         body=UserCreateSchema,
-        response=UserSchema,
+        response=UserCreatedSchema,
         status=201,
         tag="users",
     )
     def create_user(self, request: Any, caller: Identity, body: dict[str, Any]) -> Any:
-        """Create a user in an organisation the caller administers."""
+        """Create a user in an organisation the caller administers; they are
+        emailed an invitation (with a code to choose their password, if none
+        was given)."""
         self._ensure_in_scope(caller, body["org_id"], "create_user")
         return self.auth_rpc.create_user(body)
 
@@ -352,6 +356,17 @@ class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes, NotifyRoutes):
     def reactivate_user(self, request: Any, caller: Identity, user_id: str) -> Any:
         """Reactivate a deactivated user (admin)."""
         return self.auth_rpc.reactivate_user(user_id)
+
+    @route(
+        "POST",
+        "/api/v1/users/<user_id>/invitation",
+        response=InvitationSentSchema,
+        tag="users",
+    )
+    def send_invitation(self, request: Any, caller: Identity, user_id: str) -> Any:
+        """Email a user who has no password yet a new invitation (admin); their
+        earlier invitation codes stop working. 422 ``PASSWORD_ALREADY_SET``."""
+        return self.auth_rpc.send_invitation(user_id)
 
     @route(
         "POST",

@@ -25,6 +25,7 @@ EXPECTED = {
     ("post", "/api/v1/users/import"),
     ("get", "/api/v1/roles"),
     ("post", "/api/v1/users/{user_id}/revoke-sessions"),
+    ("post", "/api/v1/users/{user_id}/invitation"),
     ("get", "/health"),
     ("get", "/ready"),
 }

@@ -109,6 +109,48 @@ def test_login_read_and_revoke_through_the_real_auth_service(
     assert status == 401
 
 
+def test_a_new_user_is_invited_and_the_answer_says_whether_it_went(
+    start_platform, seeded_auth, tmp_path
+):
+    """With no notify running the user is created all the same, the answer
+    says the invitation did not go, and an admin can send it again."""
+    from services.auth.service import AuthService
+
+    client = start_platform(
+        AuthService,
+        AUTH_DATABASE_URL=seeded_auth["url"],
+        DATA_DIR=str(tmp_path / "data"),
+    )
+    login = client.post(
+        "/api/v1/auth/login", json={"username": "eve", "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    created = client.post(
+        "/api/v1/users",
+        json={
+            "username": "nia",
+            "given_name": "Nia",
+            "family_name": "Jones",
+            "email": "nia@elm.example",
+            "org_id": seeded_auth["school"],
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["invitation_sent"] is False
+    again = client.post(
+        f"/api/v1/users/{created.json()['id']}/invitation", headers=headers
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["invitation_sent"] is False
+    assert again.json()["expires_at"]
+    has_password = client.post(
+        f"/api/v1/users/{seeded_auth['admin']}/invitation", headers=headers
+    )
+    assert has_password.status_code == 422
+    assert has_password.json()["code"] == "PASSWORD_ALREADY_SET"
+
+
 def test_gateway_warms_its_cache_from_the_real_auth_service(
     container_factory, gateway_config, seeded_auth, tmp_path
 ):
