@@ -45,8 +45,9 @@ def platform(
     audit_name, audit_url = copy_database(database_templates("audit"), "audit")
     databases = {
         service: copy_database(database_templates(service), service)
-        for service in ("training", "reviews")
+        for service in ("training", "reviews", "notify")
     }
+    smtp_port = free_port()
     env = platform_env(
         {
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{e2e_vhost}",
@@ -61,6 +62,10 @@ def platform(
             "DATA_DIR": str(data_dir),
             "LOG_FORMAT": "json",
             "RPC_TIMEOUT": "5",
+            # Notify mails the catcher started below, as make run does.
+            "NOTIFY_SMTP_PORT": str(smtp_port),
+            "NOTIFY_MAIL_POLL_SECONDS": "0.2",
+            "NOTIFY_TIMER_SECONDS": "2",
             # Real cost: the seed and every login hash at bcrypt cost 12.
             "BCRYPT_ROUNDS": "12",
         }
@@ -87,6 +92,8 @@ def platform(
         entry["username"]: entry["password"]
         for entry in json.loads(seeded.stdout.strip().splitlines()[-1])
     }
+    platform.mail_folder = data_dir / "mail"  # type: ignore[attr-defined]
+    platform.start_mail_sink(data_dir / "mail", smtp_port)
     platform.start()
     try:
         platform.wait_ready(timeout=60)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,19 @@ def _outbox_payloads(platform: Any) -> list[dict[str, Any]]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT payload FROM outbox ORDER BY id")
         return [row[0] for row in cursor.fetchall()]
+
+
+def _mails(platform: Any, to: str | None = None) -> list[EmailMessage]:
+    """The emails the platform sent to the mail catcher, oldest first."""
+    found = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(Path(platform.mail_folder).glob("*.eml"))
+    ]
+    return [m for m in found if to is None or m["To"] == to]  # type: ignore[misc]
+
+
+def _text(message: Any) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
 
 
 def _wait_for(predicate: Any, timeout: float = 5.0) -> Any:
@@ -181,20 +197,21 @@ def test_logout_refuses_the_sessions_token_within_a_second(login: Any) -> None:
     assert time.monotonic() - started < 1.5
 
 
-def test_password_reset_code_arrives_in_the_mailbox_and_works_once(
+def test_password_reset_code_arrives_by_email_and_works_once(
     platform: Any, login: Any
 ) -> None:
-    """A reset code delivered to the mailbox sets a new password, once."""
-    user_id = _remember(login("hillcrest.manager")).user["id"]
+    """Auth hands the code to notify by RPC; it arrives by SMTP and sets a
+    new password, once."""
+    user = _remember(login("hillcrest.manager")).user
     base = f"{platform.base_url}/api/v1/auth"
 
     asked = requests.post(
         f"{base}/password-reset", json={"login": "hillcrest.manager"}, timeout=10
     )
     assert asked.status_code in (200, 202, 204)
-    mailbox = Path(platform.env["DATA_DIR"]) / "mailbox" / f"{user_id}.txt"
-    _wait_for(mailbox.exists)
-    code = re.search(r"^\s{4}(\S+)$", mailbox.read_text(), re.M).group(1)
+    [message] = _wait_for(lambda: _mails(platform, user["email"]), timeout=15)
+    assert message["Subject"] == "Your password reset code"
+    code = re.search(r"^\s{4}(\S+)\s*$", _text(message), re.M).group(1)
     new_password = "correct horse battery staple e2e"
     SEEN_SECRETS.update({code, new_password})
 
@@ -239,7 +256,7 @@ def test_auditors_read_the_login_log_of_their_own_scope_only(login: Any) -> None
 
 
 def test_a_teacher_books_a_course_and_their_line_manager_approves_it(
-    login: Any,
+    platform: Any, login: Any
 ) -> None:
     """Across processes: a lead publishes a course, a teacher asks for a place,
     their line manager (known to training from auth) approves, and the invite
@@ -281,6 +298,90 @@ def test_a_teacher_books_a_course_and_their_line_manager_approves_it(
     assert approved.json()["status"] == "booked"
     assert invite.status_code == 200
     assert "METHOD:REQUEST" in invite.text
+
+    # Notify told the manager of the request and the teacher of the place,
+    # by email (with training's own invite) and in the app.
+    asks = _wait_for(
+        lambda: [
+            m
+            for m in _mails(platform, manager.user["email"])
+            if "asks to attend Adaptive teaching" in m["Subject"]
+        ],
+        timeout=15,
+    )
+    assert len(asks) == 1
+    [booked] = _wait_for(
+        lambda: [
+            m
+            for m in _mails(platform, teacher.user["email"])
+            if m["Subject"] == "You are booked on Adaptive teaching"
+        ],
+        timeout=15,
+    )
+    [attachment] = list(booked.iter_attachments())
+    uid = re.search(r"^UID:(.+)$", invite.text, re.M).group(1).strip()
+    content = attachment.get_content()
+    assert uid in (content if isinstance(content, str) else content.decode())
+    assert "Library" in _text(booked)
+    inbox = teacher.get("/notifications")
+    assert inbox.status_code == 200, inbox.text
+    assert "booking_booked" in [n["kind"] for n in inbox.json()["items"]]
+
+
+def test_mail_waits_while_notify_is_down_and_goes_while_auth_is_down(
+    platform: Any, login: Any
+) -> None:
+    """With notify and auth stopped, a booking is approved; when notify is
+    back (auth still down) the teacher's email arrives: the event waited in
+    notify's queue, and notify's own copy of the address was enough."""
+    lead = _remember(login("hillcrest.cpdlead"))
+    teacher = _remember(login("hillcrest.teacher"))
+    manager = _remember(login("hillcrest.manager"))
+    school = lead.user["org_id"]
+    course = lead.post(
+        "/training/courses",
+        json={"org_id": school, "title": "Reading for pleasure", "cpd_hours": "2"},
+    )
+    lead.post(f"/training/courses/{course.json()['id']}/publish")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=12)
+    event = lead.post(
+        "/training/events",
+        json={
+            "course_id": course.json()["id"],
+            "capacity": 5,
+            "sessions": [
+                {
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(hours=2)).isoformat(),
+                    "venue": "Hall",
+                }
+            ],
+        },
+    )
+    lead.post(f"/training/events/{event.json()['id']}/schedule")
+    asked = teacher.post(f"/training/events/{event.json()['id']}/bookings", json={})
+    assert asked.status_code == 201, asked.text
+
+    platform.stop(["notify", "auth"])
+    try:
+        approved = manager.post(f"/training/bookings/{asked.json()['id']}/approve")
+        assert approved.status_code == 200, approved.text
+        time.sleep(1)
+        subject = "You are booked on Reading for pleasure"
+        assert not [m for m in _mails(platform) if m["Subject"] == subject]
+        platform.start(["notify"])
+        arrived = _wait_for(
+            lambda: [
+                m
+                for m in _mails(platform, teacher.user["email"])
+                if m["Subject"] == subject
+            ],
+            timeout=30,
+        )
+        assert len(arrived) == 1
+    finally:
+        platform.start(["auth"])
+        platform.wait_ready(timeout=60)
 
 
 def test_a_review_cycle_gives_each_teacher_their_line_manager_as_reviewer(
