@@ -7,10 +7,9 @@ Whether an email is made, and in which state:
   category they turned email off for (never possible for security);
 - ``held`` for the daily digest, if they chose it (not for security
   messages, codes and invitations, which go at once);
-- ``suppressed`` when the recipient already had ``emails_per_hour`` emails
-  in the last hour (``resets_per_hour`` for reset codes): a fault must not
-  flood a mailbox. The notification stays in the app; admins see the
-  suppressed email;
+- ``held`` too when the recipient already had ``emails_per_hour`` emails in
+  the last hour: a fault must not flood a mailbox, and nothing is lost, since
+  the next daily digest gathers it (the notification is in the app at once);
 - ``queued`` otherwise, for the mailer (:mod:`services.notify.mailer`).
 
 The caller commits.
@@ -32,7 +31,6 @@ from services.notify.models import (
     QUEUED,
     SENDING,
     SENT,
-    SUPPRESSED,
     Contact,
     Email,
     Notification,
@@ -193,7 +191,8 @@ def tell(
     if not found.immediate and wants_digest(db, user_id):
         status = HELD
     elif over_limit(db, user_id, settings.emails_per_hour, now):
-        status, error = SUPPRESSED, "Rate limit: too many emails to this person"
+        # Not lost, not flooding: it goes in the person's next digest.
+        status, error = HELD, "Over the hourly limit: held for the daily digest"
     new_email(
         db,
         kind=kind,

@@ -38,9 +38,9 @@ QUEUED = "queued"  # waiting for the mailer (again, after a failed attempt)
 SENDING = "sending"  # one mailer holds it and is talking to the SMTP server
 SENT = "sent"  # the SMTP server accepted it
 FAILED = "failed"  # given up; a school admin sees it and may retry it
-HELD = "held"  # waiting for the recipient's daily digest
+HELD = "held"  # waiting for the daily digest (chosen, or over the hourly limit)
 DIGESTED = "digested"  # went out inside a digest
-SUPPRESSED = "suppressed"  # never to be sent (rate limit, erasure)
+SUPPRESSED = "suppressed"  # not sent (codes over their limit, erasure)
 EMAIL_STATES = (QUEUED, SENDING, SENT, FAILED, HELD, DIGESTED, SUPPRESSED)
 
 

@@ -83,7 +83,12 @@ def update_preferences(
         if not values["daily_digest"]:
             db.execute(
                 update(Email)
-                .where(Email.user_id == caller.user_id, Email.status == HELD)
+                .where(
+                    Email.user_id == caller.user_id,
+                    Email.status == HELD,
+                    # Held by choice; those over the hourly limit still wait.
+                    Email.last_error.is_(None),
+                )
                 .values(status=QUEUED, next_attempt_at=now)
             )
     db.flush()

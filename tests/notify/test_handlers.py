@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import make_event
-from services.notify import outbound
+from services.notify import outbound, reminders
 from services.notify.exceptions import EmailNotRetryable
 from services.notify.mailer import Transport, send_due
 from services.notify.models import (
@@ -451,7 +451,8 @@ def test_rate_limit_holds_back_a_flood(
         handle(booking_event("training.booking_expired", context))
     found = emails(db, known.tom.id)
     assert sum(e.status == QUEUED for e in found) == settings.emails_per_hour
-    assert sum(e.status == SUPPRESSED for e in found) == 5
+    # Over the limit: held for the next digest, one email, not lost.
+    assert sum(e.status == HELD for e in found) == 5
     assert (
         len(notifications(db, known.tom.id, "booking_expired"))
         == settings.emails_per_hour + 5
@@ -464,6 +465,11 @@ def test_rate_limit_holds_back_a_flood(
         now=T0 + timedelta(hours=1, seconds=1),
     )
     assert emails(db, known.tom.id)[-1].status == QUEUED
+    # The held five go out together in one digest, though Tom never chose one.
+    evening = T0.replace(hour=settings.digest_hour + 1)
+    assert reminders.send_digests(db, now=evening, settings=settings) == 1
+    [digest] = [e for e in emails(db, known.tom.id) if e.kind == "digest"]
+    assert digest.status == QUEUED and digest.subject == "Your CPD digest: 5 updates"
 
 
 def test_a_reset_code_email_is_never_queued_again(

@@ -119,13 +119,15 @@ def test_a_daily_digest_gathers_held_emails_once(
         db, known.tom.identity, {"daily_digest": True}, now=T0
     )
     event = event_info(known)
-    for status, event_type, ics in (
-        ("booked", "training.booking_booked", ICS_REQUEST),
-        ("expired", "training.booking_expired", None),
+    for minute, (status, event_type, ics) in enumerate(
+        (
+            ("booked", "training.booking_booked", ICS_REQUEST),
+            ("expired", "training.booking_expired", None),
+        )
     ):
         context = booking_context(known, event, status, ics=ics)
         training.bookings[context["booking"]["id"]] = context
-        handle(booking_event(event_type, context))
+        handle(booking_event(event_type, context), now=T0 + timedelta(minutes=minute))
     db.rollback()
     assert {e.status for e in db.scalars(select(Email))} == {HELD}
 
