@@ -10,7 +10,7 @@ Each event is handled once: its id is stored with the notifications it
 made, in one transaction, and each notification's ``dedupe_key`` is the
 event id. When training or reviews cannot answer (down, slow) the handler
 raises and the event goes back to the queue; an id they do not know (deleted
-since) is logged and dropped.
+since) or refuse as invalid is logged and dropped.
 
 Who is told of what (never the person who did it):
 
@@ -45,15 +45,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 
 from plumbing.database import ServiceSession
-from plumbing.errors import NotFound
+from plumbing.errors import NotFound, ValidationFailed
 from services.notify import contacts
 from services.notify.messages import name_of, tell
 from services.notify.models import ProcessedEvent
 from services.notify.render import day, session_line, when
 from services.notify.settings import Settings
+
+log = structlog.get_logger()
 
 AUTH_EVENTS = (
     "organisation_created",
@@ -218,7 +221,12 @@ def plan(
         return []
     try:
         return planner(db, envelope, training, reviews)
-    except NotFound:
+    except (NotFound, ValidationFailed) as error:
+        # Deleted since, or an id the service cannot read: waiting will not
+        # help. Anything else (a service away or slow) is tried again.
+        log.warning(
+            "notify_event_unanswerable", event_type=event_type, error=error.code
+        )
         return []
 
 
