@@ -38,7 +38,12 @@ def new_id() -> str:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python."""
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    Not :class:`plumbing.sqltypes.UTCDateTime`: on SQLite this one stores the
+    zone offset with the value, and the training files of existing laptops
+    hold values in that form, which compare as text.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
