@@ -8,6 +8,6 @@ PREFERENCES_UPDATED = "notify.preferences_updated"
 RESET_CODE_QUEUED = "notify.reset_code_queued"
 INVITATIONS_QUEUED = "notify.invitations_queued"
 DIGEST_QUEUED = "notify.digest_queued"
-CONTACT_ERASED = "notify.contact_erased"
+EVENT_FAILED = "notify.event_failed"
 
 AUTHZ_DENIED = "authz.denied"

@@ -92,6 +92,22 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class FailedEvent(Base):
+    """An event notify gave up on after repeated unexpected errors: kept
+    whole, with the last error, for an operator to replay
+    (``python -m services.notify.cli replay``)."""
+
+    __tablename__ = "failed_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Notification(Base):
     """One thing one person is told, in the app.
 

@@ -27,7 +27,14 @@ from plumbing.identity import (
 )
 from plumbing.logging import LogContext
 from plumbing.rpc import ServiceRpc, rpc
-from services.notify import handlers, inbox, outbound, preferences, reminders
+from services.notify import (
+    failures,
+    handlers,
+    inbox,
+    outbound,
+    preferences,
+    reminders,
+)
 from services.notify.dependencies import (
     Clock,
     NotifySettings,
@@ -54,6 +61,7 @@ class NotifyService:
     now = Clock()
     settings = NotifySettings()
     mailer = Mailer()
+    attempts = failures.FailureCounter()
     training_rpc = ServiceRpc("training", as_service="notify")
     reviews_rpc = ServiceRpc("reviews", as_service="notify")
 
@@ -62,9 +70,11 @@ class NotifyService:
     @consume(queue=event_queue(), requeue_on_error=True)
     def handle_event(self, payload: dict[str, Any]) -> None:
         """Every event of :data:`handlers.SUBSCRIPTIONS`: keep contacts, tell
-        people. On a fault (training or reviews not answering, the database
-        down) the event goes back to the queue; an invalid one is dropped
-        and logged."""
+        people. On a fault that passes (training, reviews or the database
+        away) the event goes back to the queue; after repeated unexpected
+        errors it is set aside in ``failed_events`` (see
+        :mod:`services.notify.failures`); an invalid one is dropped and
+        logged."""
         try:
             envelope = validate_envelope(payload)
         except ValidationFailed as error:
@@ -81,15 +91,21 @@ class NotifyService:
                 reviews=self.reviews_rpc,
             )
         except Exception as error:
+            self.db.rollback()
+            if not failures.is_transient(error):
+                attempts = self.attempts.add(envelope["event_id"])
+                if attempts >= failures.MAX_ATTEMPTS:
+                    self._set_aside(envelope, error, attempts)
+                    return
             self.log.warning(
                 "notify_event_requeued",
                 event_type=envelope["type"],
                 event_id=envelope["event_id"],
                 error=type(error).__name__,
             )
-            self.db.rollback()
             eventlet.sleep(REQUEUE_PAUSE)
             raise
+        self.attempts.forget(envelope["event_id"])
         self.log.info(
             "notify_event_handled",
             event_type=envelope["type"],
@@ -99,6 +115,21 @@ class NotifyService:
         )
         if told:
             self.mailer.wake()
+
+    def _set_aside(
+        self, envelope: dict[str, Any], error: BaseException, attempts: int
+    ) -> None:
+        """Keep an event that keeps failing, and acknowledge it; if even that
+        fails, it goes back to the queue."""
+        failures.set_aside(self.db, envelope, error, attempts, now=self.now())
+        self.attempts.forget(envelope["event_id"])
+        self.log.error(
+            "notify_event_set_aside",
+            event_type=envelope["type"],
+            event_id=envelope["event_id"],
+            error=type(error).__name__,
+            attempts=attempts,
+        )
 
     # Reminders and digests
 

@@ -445,3 +445,83 @@ def test_user_identity_without_service_cannot_pose_as_auth(
     with notify_rpc(impostor) as notify:
         with refused("FORBIDDEN"):
             notify.send_invitations([])
+
+
+def test_an_event_that_keeps_failing_is_set_aside_then_replayed(
+    start_notify: Callable[..., Any],
+    fakes: None,
+    rabbit_config: dict[str, Any],
+    world: World,
+    mail_sink: MailSink,
+    notify_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer of the wrong shape fails the handler every time: after a few
+    tries the event is kept in failed_events and the queue moves on; replayed
+    once the fault is fixed, it is handled."""
+    from services.notify import cli
+    from services.notify import service as notify_service
+    from services.notify.models import FailedEvent
+
+    monkeypatch.setattr(notify_service, "REQUEUE_PAUSE", 0.05)
+    start_notify()
+    publish(rabbit_config["AMQP_URI"], *user_events(world))
+    wait_until(lambda: count(notify_db_url, Notification) == 5)
+    context = booking_context(world, event_info(world), "expired")
+    broken = {key: value for key, value in context.items() if key != "event"}
+    ANSWERS["bookings"] = {context["booking"]["id"]: broken}
+    envelope = booking_event("training.booking_expired", context)
+    publish(rabbit_config["AMQP_URI"], envelope)
+
+    wait_until(lambda: count(notify_db_url, FailedEvent) == 1)
+    with service_session(notify_db_url) as session:
+        [failed] = session.scalars(select(FailedEvent)).all()
+        event_id, error, attempts = failed.event_id, failed.error, failed.attempts
+        [event] = outbox(session, "notify.event_failed")
+    assert error.startswith("KeyError")
+    assert attempts == 5
+    assert event["data"] == {
+        "event_type": "training.booking_expired",
+        "error": "KeyError",
+    }
+
+    ANSWERS["bookings"] = {context["booking"]["id"]: context}
+    monkeypatch.setenv("NOTIFY_DATABASE_URL", notify_db_url)
+    monkeypatch.setenv("AMQP_URI", rabbit_config["AMQP_URI"])
+    assert cli.main(["replay", event_id]) == 0
+    [message] = mail_sink.wait_for(1)
+    assert message["Subject"] == "Your request for Phonics in depth expired"
+    assert cli.list_failed(10)[0]["replayed_at"] is not None
+
+
+def test_an_event_waits_while_training_is_down(
+    start_notify: Callable[..., Any],
+    container_factory: Any,
+    rabbit_config: dict[str, Any],
+    world: World,
+    mail_sink: MailSink,
+    notify_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training not running is a fault that passes: the event goes back to
+    the queue as often as needed, is never set aside, and is handled once
+    training answers."""
+    from services.notify import service as notify_service
+    from services.notify.models import FailedEvent
+
+    monkeypatch.setattr(notify_service, "REQUEUE_PAUSE", 0.05)
+    start_notify()
+    publish(rabbit_config["AMQP_URI"], *user_events(world))
+    wait_until(lambda: count(notify_db_url, Notification) == 5)
+    context = booking_context(world, event_info(world), "expired")
+    ANSWERS["bookings"] = {context["booking"]["id"]: context}
+    publish(
+        rabbit_config["AMQP_URI"], booking_event("training.booking_expired", context)
+    )
+    time.sleep(2)  # many more tries than MAX_ATTEMPTS
+    assert count(notify_db_url, FailedEvent) == 0
+    assert mail_sink.messages() == []
+
+    container_factory(FakeTrainingService, rabbit_config).start()
+    [message] = mail_sink.wait_for(1)
+    assert message["Subject"] == "Your request for Phonics in depth expired"
