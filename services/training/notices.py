@@ -28,6 +28,7 @@ from services.training.models import (
     Booking,
     Course,
     Event,
+    ExternalRequest,
     Organisation,
     Session,
     Staff,
@@ -78,16 +79,39 @@ def _ics(booking: Booking) -> str | None:
     return calendar.booking_invite(booking)["ics"]
 
 
-def _deciders(db: ServiceSession, booking: Booking) -> dict[str, Any]:
-    """Who must decide the booking now: its requester's line manager, or
-    (named by org, for notify to resolve) a CPD lead of the booking's school."""
-    if booking.status == "pending_manager":
-        staff = db.get(Staff, booking.user_id)
+def _deciders(db: ServiceSession, request: Booking | ExternalRequest) -> dict[str, Any]:
+    """Who must decide a booking or external request now: its requester's
+    line manager, or (named by org, for notify to resolve) a CPD lead of its
+    school."""
+    if request.status == "pending_manager":
+        staff = db.get(Staff, request.user_id)
         manager = staff.line_manager_id if staff is not None else None
         return {"user_ids": [manager] if manager else [], "cpd_lead_org_id": None}
-    if booking.status == "pending_cpd_lead":
-        return {"user_ids": [], "cpd_lead_org_id": booking.org_id}
+    if request.status == "pending_cpd_lead":
+        return {"user_ids": [], "cpd_lead_org_id": request.org_id}
     return {"user_ids": [], "cpd_lead_org_id": None}
+
+
+def _external_context(db: ServiceSession, request_id: str) -> dict[str, Any]:
+    request = db.get(ExternalRequest, request_id)
+    if request is None:
+        raise NotFound("No such external request")
+    organisation = db.get(Organisation, request.org_id)
+    return {
+        "external_request": {
+            "id": request.id,
+            "status": request.status,
+            "user_id": request.user_id,
+            "org_id": request.org_id,
+            "org_name": organisation.name if organisation is not None else "",
+            "title": request.title,
+            "provider": request.provider,
+            "start_date": request.start_date.isoformat(),
+            "end_date": request.end_date.isoformat(),
+            "reason": request.decline_reason,
+        },
+        "deciders": _deciders(db, request),
+    }
 
 
 def _booking_context(db: ServiceSession, booking_id: str) -> dict[str, Any]:
@@ -135,16 +159,27 @@ def _event_context(db: ServiceSession, event_id: str) -> dict[str, Any]:
 
 
 def notification_context(
-    db: ServiceSession, booking_id: str | None = None, event_id: str | None = None
+    db: ServiceSession,
+    booking_id: str | None = None,
+    event_id: str | None = None,
+    external_request_id: str | None = None,
 ) -> dict[str, Any]:
-    """A booking's notice: ``{booking, event, deciders, ics}``; or an
-    event's: ``{event, bookings}`` for its active bookings. Exactly one id
-    (VALIDATION_FAILED otherwise); NOT_FOUND for an unknown one."""
+    """A booking's notice: ``{booking, event, deciders, ics}``; an event's:
+    ``{event, bookings}`` for its active bookings; or an external request's:
+    ``{external_request, deciders}``. Exactly one id (VALIDATION_FAILED
+    otherwise); NOT_FOUND for an unknown one."""
     values = load(
-        NoticeContextSchema(), {"booking_id": booking_id, "event_id": event_id}
+        NoticeContextSchema(),
+        {
+            "booking_id": booking_id,
+            "event_id": event_id,
+            "external_request_id": external_request_id,
+        },
     )
     if values["booking_id"]:
         return _booking_context(db, values["booking_id"])
+    if values["external_request_id"]:
+        return _external_context(db, values["external_request_id"])
     return _event_context(db, values["event_id"])
 
 

@@ -196,17 +196,19 @@ class ReportSchema(StrictSchema):
 
 class NoticeContextSchema(StrictSchema):
     """What the notify service asks a notice's context for: exactly one of a
-    booking and an event."""
+    booking, an event and an external request."""
 
     booking_id = _text(36, load_default=None, allow_none=True)
     event_id = _text(36, load_default=None, allow_none=True)
+    external_request_id = _text(36, load_default=None, allow_none=True)
 
     @validates_schema(skip_on_field_errors=True)
     def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
-        given = [key for key in ("booking_id", "event_id") if data.get(key)]
+        keys = ("booking_id", "event_id", "external_request_id")
+        given = [key for key in keys if data.get(key)]
         if len(given) != 1:
-            message = "Give exactly one of booking_id and event_id"
-            raise ValidationError({"booking_id": [message], "event_id": [message]})
+            message = "Give exactly one of booking_id, event_id and external_request_id"
+            raise ValidationError({key: [message] for key in keys})
 
 
 class SessionWindowSchema(StrictSchema):

@@ -547,13 +547,17 @@ class TrainingService:
         caller: Identity,
         booking_id: str | None = None,
         event_id: str | None = None,
+        external_request_id: str | None = None,
     ) -> dict[str, Any]:
         """Only the notify service on its own account (anyone else:
         ``authz.denied`` and Forbidden). Exactly one id: a booking's
-        ``{booking, event, deciders, ics}`` or an event's ``{event,
-        bookings}`` (see services.training.notices). Emits nothing."""
+        ``{booking, event, deciders, ics}``, an event's ``{event,
+        bookings}`` or an external request's ``{external_request,
+        deciders}`` (see services.training.notices). Emits nothing."""
         require_service(self.db, caller, ["notify"], "training.notification_context")
-        return notices.notification_context(self.db, booking_id, event_id)
+        return notices.notification_context(
+            self.db, booking_id, event_id, external_request_id
+        )
 
     @entrypoint
     @authenticated

@@ -13,7 +13,7 @@ from nameko.exceptions import RemoteError
 
 from plumbing.errors import from_remote
 from plumbing.identity import Identity, service_identity
-from services.training import bookings, calendar, catalogue, events, records
+from services.training import bookings, calendar, catalogue, costs, events, records
 from services.training.bookings import calendar_uid
 from services.training.models import Organisation
 from services.training.service import TrainingService
@@ -387,17 +387,71 @@ def test_anyone_but_notify_on_its_own_account_is_refused_and_recorded(
     assert {e["actor"]["user_id"] for e in denied} == {identity.user_id}
 
 
+CONTEXT_IDS = ("booking_id", "event_id", "external_request_id")
+
+
+def test_an_external_request_names_its_title_and_who_decides_it(notify, world, db):
+    """Asked: the line manager decides; declined: the reason, nobody to ask."""
+    _set(db, world.elm, name="Elm Primary")
+    asked = costs.submit_external_request(
+        db,
+        world.tom.identity,
+        {
+            "provider": "Maths Hub",
+            "title": "Mastery conference",
+            "start_date": "2030-03-04",
+            "end_date": "2030-03-05",
+            "days": "2",
+            "hours": "10",
+            "fee": "150",
+            "travel_cost": "40",
+            "cover_needed": False,
+            "rationale": "Fractions",
+            "intended_impact": "Better fraction teaching",
+        },
+        now=T0,
+    )
+    with notify() as training:
+        pending = training.notification_context(external_request_id=asked["id"])
+    assert pending == {
+        "external_request": {
+            "id": asked["id"],
+            "status": "pending_manager",
+            "user_id": "tom",
+            "org_id": world.elm,
+            "org_name": "Elm Primary",
+            "title": "Mastery conference",
+            "provider": "Maths Hub",
+            "start_date": "2030-03-04",
+            "end_date": "2030-03-05",
+            "reason": None,
+        },
+        "deciders": {"user_ids": ["margo"], "cpd_lead_org_id": None},
+    }
+    costs.decline_external_request(
+        db, world.manager.identity, asked["id"], {"reason": "No budget"}, now=T0
+    )
+    with notify() as training:
+        declined = training.notification_context(external_request_id=asked["id"])
+        with pytest.raises(RemoteError) as caught:
+            training.notification_context(external_request_id="missing")
+    assert declined["external_request"]["status"] == "declined"
+    assert declined["external_request"]["reason"] == "No budget"
+    assert declined["deciders"] == {"user_ids": [], "cpd_lead_org_id": None}
+    assert error_of(caught).code == "NOT_FOUND"
+
+
 def test_bad_input_fails_with_the_fields_and_unknown_ids_are_not_found(
     notify, world, db
 ):
     window = (START.isoformat(), (START + DAY).isoformat())
     bad_calls = [
-        ("notification_context", (), {}, {"booking_id", "event_id"}),
+        ("notification_context", (), {}, set(CONTEXT_IDS)),
         (
             "notification_context",
             (),
             {"booking_id": "b", "event_id": "e"},
-            {"booking_id", "event_id"},
+            set(CONTEXT_IDS),
         ),
         ("notification_context", (), {"booking_id": 5}, {"booking_id"}),
         ("sessions_starting", ("soon", window[1]), {}, {"start"}),
