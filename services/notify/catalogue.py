@@ -29,7 +29,7 @@ LOCKED_CATEGORIES = frozenset({SECURITY})
 CATEGORY_LABELS = {
     BOOKINGS: "Your bookings and the requests you decide",
     EVENTS: "Changes to training you are booked on",
-    REMINDERS: "Reminders of sessions and review milestones",
+    REMINDERS: "Reminders of sessions, review milestones and follow-ups",
     REVIEWS: "Steps of your development reviews",
     OBSERVATIONS: "Observations shared with you",
     ACCOUNT: "Your account",
@@ -122,7 +122,48 @@ _KINDS = (
         "Reminder: {{ course }} starts {{ starts }}",
         "{{ course }} starts {{ starts }}{% if place %} at {{ place }}{% endif %}.",
     ),
+    Kind(
+        "external_request_submitted",
+        BOOKINGS,
+        "{{ who }} asks to attend {{ course }}",
+        "{{ who }} asked to attend {{ course }} ({{ provider }}, {{ dates }}). "
+        "Please approve or decline the request.",
+    ),
+    Kind(
+        "external_request_approved",
+        BOOKINGS,
+        "Your request for {{ course }} was approved",
+        "Your request to attend {{ course }} ({{ provider }}, {{ dates }}) was "
+        "approved{% if waiting_for_lead %}; a CPD lead decides next{% endif %}.",
+    ),
+    Kind(
+        "external_request_declined",
+        BOOKINGS,
+        "Your request for {{ course }} was declined",
+        "Your request to attend {{ course }} ({{ provider }}) was declined."
+        "{% if reason %} The reason given: {{ reason }}{% endif %}",
+    ),
+    Kind(
+        "external_request_expired",
+        BOOKINGS,
+        "Your request for {{ course }} expired",
+        "Nobody decided your request to attend {{ course }} before it began, "
+        "so it has lapsed.",
+    ),
+    Kind(
+        "follow_up_requested",
+        REMINDERS,
+        "How has {{ course }} changed your practice?",
+        "Some weeks have passed since {{ course }}. Please add your follow-up: "
+        "what you have changed, and what difference it made.",
+    ),
     # Reviews.
+    Kind(
+        "comment_added",
+        REVIEWS,
+        "{{ who }} commented on {{ whose }} {{ cycle }} review",
+        "{{ who }} added a comment to {{ whose }} {{ cycle }} review.",
+    ),
     Kind(
         "review_created",
         REVIEWS,

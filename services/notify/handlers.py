@@ -26,12 +26,17 @@ Who is told of what (never the person who did it):
   ``booking_cancelled`` says so.
 - ``training.event_updated``: everyone booked (with the updated invite),
   waiting or asking.
+- ``training.external_request_submitted``, ``_approved``, ``_declined``,
+  ``_expired``: as for bookings (no invite: the training is elsewhere).
+- ``training.follow_up_requested``: the person who attended.
 - ``training.calendar_feed_created``: its owner (security).
 - ``reviews.review_created``: the reviewee; ``reviewer_assigned``: the new
   reviewer; ``objectives_agreed``, ``interim_review_recorded``,
   ``final_review_recorded``, ``review_closed``: the reviewee;
   ``self_review_submitted``, ``review_signed_off``: the reviewer;
-  ``observation_shared``: the person observed.
+  ``observation_shared``: the person observed; ``comment_added``: the
+  reviewer and (unless the comment is for reviewers only) the reviewee,
+  never the author.
 - ``auth.user_created``: the new user, in the app (their email is the
   invitation); ``auth.password_changed``, ``password_reset_completed``,
   ``account_locked``: the user (security, always emailed).
@@ -81,6 +86,11 @@ TRAINING_EVENTS = (
     "booking_cancelled",
     "event_updated",
     "calendar_feed_created",
+    "external_request_submitted",
+    "external_request_approved",
+    "external_request_declined",
+    "external_request_expired",
+    "follow_up_requested",
 )
 REVIEWS_EVENTS = (
     "review_created",
@@ -92,6 +102,7 @@ REVIEWS_EVENTS = (
     "review_signed_off",
     "review_closed",
     "observation_shared",
+    "comment_added",
 )
 AUDIT_EVENTS = ("subject_key_erased",)
 # What the notify queue is bound to: ``{source: routing keys}``.
@@ -381,6 +392,90 @@ def _event_updated(
     return found
 
 
+def _external(
+    db: ServiceSession, envelope: dict[str, Any], training: Any, _reviews: Any
+) -> list[Message]:
+    event_type = envelope["type"].removeprefix("training.")
+    context = training.notification_context(
+        external_request_id=envelope["subject"]["id"]
+    )
+    request = context["external_request"]
+    requester = request["user_id"]
+    params = {
+        "course": request.get("title") or "a course",
+        "provider": request.get("provider") or "",
+        "dates": _dates(request.get("start_date"), request.get("end_date")),
+        "school": request.get("org_name") or "",
+        "reason": (envelope.get("data") or {}).get("reason") or request.get("reason"),
+    }
+    common = {
+        "org_id": request["org_id"],
+        "subject_type": "external_request",
+        "subject_id": request["id"],
+        "link": f"/api/v1/training/external-requests/{request['id']}",
+    }
+
+    def deciders() -> list[Message]:
+        people = list(context["deciders"]["user_ids"])
+        lead_org = context["deciders"].get("cpd_lead_org_id")
+        if lead_org:
+            people += contacts.cpd_leads(db, lead_org)
+        who = name_of(db, requester)
+        return [
+            Message(
+                person,
+                "external_request_submitted",
+                {**params, "who": who},
+                about_user_id=requester,
+                **common,
+            )
+            for person in dict.fromkeys(people)
+            if person != requester
+        ]
+
+    status = request["status"]
+    if event_type == "external_request_submitted":
+        return deciders() if status in PENDING else []
+    if event_type == "external_request_approved":
+        waiting = status == "pending_cpd_lead"
+        told = [
+            Message(
+                requester,
+                "external_request_approved",
+                {**params, "waiting_for_lead": waiting},
+                **common,
+            )
+        ]
+        return told + (deciders() if waiting else [])
+    return [Message(requester, event_type, params, **common)]
+
+
+def _dates(start: str | None, end: str | None) -> str:
+    if not start:
+        return "dates to be confirmed"
+    if not end or end == start:
+        return day(start)
+    return f"{day(start)} to {day(end)}"
+
+
+def _follow_up(
+    db: ServiceSession, envelope: dict[str, Any], training: Any, _reviews: Any
+) -> list[Message]:
+    context = training.notification_context(booking_id=envelope["subject"]["id"])
+    booking = context["booking"]
+    return [
+        Message(
+            booking["user_id"],
+            "follow_up_requested",
+            _event_params(context["event"]),
+            org_id=booking["org_id"],
+            subject_type="booking",
+            subject_id=booking["id"],
+            link=f"/api/v1/training/bookings/{booking['id']}",
+        )
+    ]
+
+
 def _feed(db: ServiceSession, envelope: dict[str, Any], *_: Any) -> list[Message]:
     user_id = envelope["subject"]["id"]
     return [
@@ -464,6 +559,38 @@ def _review(
     ]
 
 
+def _comment(
+    db: ServiceSession, envelope: dict[str, Any], _training: Any, reviews: Any
+) -> list[Message]:
+    """The review's people other than the author: a comment for reviewers
+    only never goes to the reviewee."""
+    data = envelope.get("data") or {}
+    review = reviews.notification_context(review_id=data["review_id"])["review"]
+    author = (envelope.get("actor") or {}).get("user_id")
+    reviewee, reviewer = review["reviewee_id"], review.get("reviewer_id")
+    people = [reviewer]
+    if data.get("visibility") != "reviewers":
+        people.append(reviewee)
+    params = _review_params(db, review)
+    who = name_of(db, author)
+    found = []
+    for person in dict.fromkeys(p for p in people if p and p != author):
+        whose = "your" if person == reviewee else f"{name_of(db, reviewee)}'s"
+        found.append(
+            Message(
+                person,
+                "comment_added",
+                {**params, "who": who, "whose": whose},
+                org_id=review["org_id"],
+                subject_type="review",
+                subject_id=review["id"],
+                about_user_id=author,
+                link=f"/api/v1/reviews/reviews/{review['id']}",
+            )
+        )
+    return found
+
+
 def _observation(
     db: ServiceSession, envelope: dict[str, Any], _training: Any, reviews: Any
 ) -> list[Message]:
@@ -506,4 +633,11 @@ _PLANNERS: dict[str, Planner] = {
     "reviews.reviewer_assigned": _review,
     **{event_type: _review for event_type in (*REVIEWEE_STEPS, *REVIEWER_STEPS)},
     "reviews.observation_shared": _observation,
+    "reviews.comment_added": _comment,
+    **{
+        f"training.{name}": _external
+        for name in TRAINING_EVENTS
+        if name.startswith("external_request_")
+    },
+    "training.follow_up_requested": _follow_up,
 }

@@ -289,6 +289,7 @@ class FakeTraining:
     def __init__(self) -> None:
         self.bookings: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
+        self.external: dict[str, dict[str, Any]] = {}
         self.sessions: list[dict[str, Any]] = []
         self.down = False
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -301,11 +302,18 @@ class FakeTraining:
             raise ServiceUnavailable("The training service is not running")
 
     def notification_context(
-        self, booking_id: str | None = None, event_id: str | None = None
+        self,
+        booking_id: str | None = None,
+        event_id: str | None = None,
+        external_request_id: str | None = None,
     ) -> dict[str, Any]:
         self._check(
             "notification_context", {"booking_id": booking_id, "event_id": event_id}
         )
+        if external_request_id is not None:
+            if external_request_id not in self.external:
+                raise NotFound("No such external request")
+            return self.external[external_request_id]
         if booking_id is not None:
             if booking_id not in self.bookings:
                 raise NotFound("No such booking")

@@ -357,6 +357,106 @@ def test_review_steps_and_shared_observations(
     )
 
 
+def test_external_requests_follow_ups_and_comments(
+    db: ServiceSession,
+    known: World,
+    training: FakeTraining,
+    reviews: FakeReviews,
+    handle: Callable[..., Any],
+) -> None:
+    request_id = str(uuid.uuid4())
+    request = {
+        "id": request_id,
+        "status": "pending_manager",
+        "user_id": known.tom.id,
+        "org_id": known.elm,
+        "org_name": "Elm Primary",
+        "title": "Mastery conference",
+        "provider": "Maths Hub",
+        "start_date": "2030-03-04",
+        "end_date": "2030-03-05",
+        "reason": None,
+    }
+    training.external[request_id] = {
+        "external_request": request,
+        "deciders": {"user_ids": [known.margo.id], "cpd_lead_org_id": None},
+    }
+
+    def external_event(event_type: str, **data: Any) -> dict[str, Any]:
+        return make_event(
+            event_type,
+            subject_type="external_request",
+            subject_id=request_id,
+            org_id=known.elm,
+            data={"user_id": known.tom.id, **data},
+        )
+
+    handle(external_event("training.external_request_submitted"))
+    [asked] = notifications(db, known.margo.id, "external_request_submitted")
+    assert asked.title == "Tom Smith asks to attend Mastery conference"
+    assert "Maths Hub, Mon 04 Mar 2030 to Tue 05 Mar 2030" in asked.body
+    training.external[request_id] = {
+        "external_request": dict(request, status="declined"),
+        "deciders": {"user_ids": [], "cpd_lead_org_id": None},
+    }
+    handle(external_event("training.external_request_declined", reason="No budget"))
+    [declined] = notifications(db, known.tom.id, "external_request_declined")
+    assert declined.body.endswith("The reason given: No budget")
+
+    event = event_info(known)
+    attended = booking_context(known, event, "booked")
+    training.bookings[attended["booking"]["id"]] = attended
+    handle(
+        make_event(
+            "training.follow_up_requested",
+            subject_type="booking",
+            subject_id=attended["booking"]["id"],
+            org_id=known.elm,
+            data={"user_id": known.tom.id},
+        )
+    )
+    [follow_up] = notifications(db, known.tom.id, "follow_up_requested")
+    assert follow_up.title == "How has Phonics in depth changed your practice?"
+
+    review_id = str(uuid.uuid4())
+    reviews.reviews[review_id] = {
+        "id": review_id,
+        "org_id": known.elm,
+        "org_name": "Elm Primary",
+        "cycle_id": "c1",
+        "cycle_name": "2030-31",
+        "state": "draft",
+        "reviewee_id": known.tom.id,
+        "reviewer_id": known.margo.id,
+        "milestones": {},
+    }
+
+    def comment(author: str, visibility: str) -> dict[str, Any]:
+        return make_event(
+            "reviews.comment_added",
+            subject_type="comment",
+            subject_id=str(uuid.uuid4()),
+            org_id=known.elm,
+            changes={"text": {"before": None, "after": "private words"}},
+            data={"review_id": review_id, "visibility": visibility},
+            actor={"user_id": author},
+        )
+
+    handle(comment(known.tom.id, "shared"))
+    handle(comment(known.ada.id, "reviewers"), now=T0 + timedelta(minutes=1))
+    to_margo = notifications(db, known.margo.id, "comment_added")
+    assert [n.title for n in to_margo] == [
+        "Tom Smith commented on Tom Smith's 2030-31 review",
+        "Ada Smith commented on Tom Smith's 2030-31 review",
+    ]
+    # Tom wrote the first and may not read the second.
+    assert notifications(db, known.tom.id, "comment_added") == []
+    handle(comment(known.margo.id, "shared"), now=T0 + timedelta(minutes=2))
+    [to_tom] = notifications(db, known.tom.id, "comment_added")
+    assert to_tom.title == "Margo Smith commented on your 2030-31 review"
+    assert all("private words" not in n.body for n in to_margo + [to_tom])
+
+
 def test_opting_out_keeps_the_app_notice_but_not_the_email(
     db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
 ) -> None:
