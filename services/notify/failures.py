@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from plumbing.database import ServiceSession
 from plumbing.errors import ServiceTimeout, ServiceUnavailable
 from services.notify import events
+from services.notify.handlers import ContactNotYetKnown
 from services.notify.models import FailedEvent
 
 # Unexpected errors an event may meet before it is set aside.
@@ -31,8 +32,12 @@ REMEMBERED = 10_000
 
 
 def is_transient(error: BaseException) -> bool:
-    """A fault that passes: a service, the database or the network away."""
-    if isinstance(error, ServiceUnavailable | ServiceTimeout | OperationalError):
+    """A fault that passes: a service, the database or the network away, or
+    a recipient whose ``auth.user_created`` is still on its way."""
+    if isinstance(
+        error,
+        ServiceUnavailable | ServiceTimeout | OperationalError | ContactNotYetKnown,
+    ):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -130,6 +130,8 @@ SECURITY_EVENTS = {
     "auth.password_reset_completed": "password_changed",
     "auth.account_locked": "account_locked",
 }
+# How long an event waits for a recipient's ``auth.user_created``.
+CONTACT_GRACE = timedelta(minutes=2)
 # Told even to the person who did it: it may not have been them.
 SECURITY_KINDS = frozenset(
     {"password_changed", "account_locked", "calendar_feed_created"}
@@ -171,6 +173,7 @@ def handle(
         return None
     # Ask the other services first: no transaction is held open meanwhile.
     messages = plan(db, envelope, training=training, reviews=reviews)
+    _wait_for_contacts(db, envelope, messages, now)
     db.rollback()
     db.add(ProcessedEvent(event_id=event_id, processed_at=now))
     try:
@@ -206,6 +209,34 @@ def handle(
         db.rollback()
         return None
     return told
+
+
+class ContactNotYetKnown(Exception):
+    """A recipient's ``auth.user_created`` has not arrived yet; it travels on
+    another queue and may come a moment after the event that names them."""
+
+
+def _wait_for_contacts(
+    db: ServiceSession, envelope: dict[str, Any], messages: list[Message], now: datetime
+) -> None:
+    """Send a fresh event back to wait (a fault that passes) while a
+    recipient is unknown; after ``CONTACT_GRACE`` tell them in the app only
+    (someone created before notify first listened: see ``sync_contacts``)."""
+    if envelope["type"].startswith("auth.") or not messages:
+        return
+    unknown = sorted(
+        {m.user_id for m in messages if db.get(contacts.Contact, m.user_id) is None}
+    )
+    if not unknown:
+        return
+    occurred = envelope["occurred_at"]
+    if not isinstance(occurred, datetime):
+        occurred = datetime.fromisoformat(str(occurred))
+    if now - occurred < CONTACT_GRACE:
+        raise ContactNotYetKnown(f"{len(unknown)} recipient(s) not known yet")
+    log.warning(
+        "notify_recipients_unknown", event_type=envelope["type"], user_ids=unknown
+    )
 
 
 def apply_side_effects(

@@ -457,6 +457,42 @@ def test_external_requests_follow_ups_and_comments(
     assert all("private words" not in n.body for n in to_margo + [to_tom])
 
 
+def test_an_event_waits_a_little_for_a_recipient_not_known_yet(
+    db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
+) -> None:
+    from services.notify.handlers import CONTACT_GRACE, ContactNotYetKnown
+
+    newcomer = str(uuid.uuid4())
+    context = booking_context(known, event_info(known), "expired")
+    context["booking"]["user_id"] = newcomer
+    training.bookings[context["booking"]["id"]] = context
+    envelope = booking_event("training.booking_expired", context)
+    occurred = datetime.fromisoformat(envelope["occurred_at"])
+    with pytest.raises(ContactNotYetKnown):
+        handle(envelope, now=occurred + timedelta(seconds=5))
+    db.rollback()
+    handle(
+        auth_event(
+            "auth.user_created",
+            "user",
+            newcomer,
+            {"given_name": "Nia", "email": "nia@example.org", "org_id": known.elm},
+        )
+    )
+    assert handle(envelope, now=occurred + timedelta(seconds=6)) == 1
+    assert [e.to_address for e in emails(db, newcomer)] == ["nia@example.org"]
+
+    # Someone never announced: after the grace, told in the app only.
+    stranger = str(uuid.uuid4())
+    other = booking_context(known, event_info(known), "expired")
+    other["booking"]["user_id"] = stranger
+    training.bookings[other["booking"]["id"]] = other
+    late = booking_event("training.booking_expired", other)
+    occurred = datetime.fromisoformat(late["occurred_at"])
+    assert handle(late, now=occurred + CONTACT_GRACE + timedelta(seconds=1)) == 1
+    assert emails(db, stranger) == []
+
+
 def test_opting_out_keeps_the_app_notice_but_not_the_email(
     db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
 ) -> None:
