@@ -19,6 +19,7 @@ from typing import Any
 from gateway.dependencies import GatewayRpc
 from gateway.http import route
 from gateway.notify_schemas import (
+    NotifyContactsSyncedSchema,
     NotifyEmailPageSchema,
     NotifyEmailQuerySchema,
     NotifyEmailSchema,
@@ -146,3 +147,15 @@ class NotifyRoutes:
         ``EMAIL_NOT_RETRYABLE`` for an email in any other state.
         """
         return self.notify_rpc.requeue_email(email_id)
+
+    @route(
+        "POST",
+        f"{PREFIX}/contacts/sync",
+        response=NotifyContactsSyncedSchema,
+        tag=TAG,
+    )
+    def sync_notify_contacts(self, request: Any, caller: Identity) -> Any:
+        """Copy the names and addresses of the admin's staff from auth into
+        notify (for people created before notify first ran); 404 for anyone
+        who administers no organisation."""
+        return self.notify_rpc.sync_contacts()

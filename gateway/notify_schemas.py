@@ -129,6 +129,11 @@ class NotifyMarkedSchema(Schema):
     marked = fields.Integer()
 
 
+class NotifyContactsSyncedSchema(Schema):
+    organisations = fields.Integer()
+    users = fields.Integer()
+
+
 class NotifyCategoryChoiceSchema(Schema):
     category = fields.String()
     label = fields.String()

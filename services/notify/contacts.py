@@ -9,6 +9,11 @@ fields, roles included), ``auth.user_deactivated``,
 ``notify.send_invitations`` also fills it, since an invitation can arrive
 before the event of the same user.
 
+People created before notify first listened (an installation that adds
+notify later) are copied by a school or trust admin with
+:func:`sync_from_auth`, which asks auth by RPC with the admin's identity,
+so it copies only what the admin may read.
+
 Delivery is at least once and in any order: each field remembers the
 ``occurred_at`` of the event that set it, and an older event never
 overwrites a newer value (see the reviews service's directory, which works
@@ -28,6 +33,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from plumbing.database import ServiceSession
+from plumbing.errors import NotFound
+from plumbing.identity import Identity, deny
+from services.notify import events
 from services.notify.models import (
     HELD,
     QUEUED,
@@ -136,6 +144,56 @@ def apply_auth_event(db: ServiceSession, envelope: dict[str, Any]) -> Contact | 
     elif event_type not in ("auth.user_created", "auth.user_updated"):
         return db.get(Contact, subject_id)
     return apply_user(db, subject_id, values, when)
+
+
+SYNC_PAGE = 100
+ADMIN_ROLES = ("school_admin", "trust_admin")
+
+
+def sync_from_auth(
+    db: ServiceSession, caller: Identity, auth_rpc: Any, *, now: datetime
+) -> dict[str, Any]:
+    """A school or trust admin: copy from auth the organisations and users
+    their roles cover; commits. Each value is stamped ``now``, so an event
+    that happened earlier does not undo it, and a later one does. Answers
+    ``{organisations, users}``; emits ``notify.contacts_synced``."""
+    orgs = caller.orgs_for(ADMIN_ROLES)
+    if not orgs:
+        deny(
+            db,
+            caller,
+            subject_type="organisation",
+            subject_id=caller.org_id,
+            action="notify.sync_contacts",
+        )
+        raise NotFound("No organisation of yours to copy")
+    when = stamp(now)
+    organisations = [
+        o for o in auth_rpc.list_organisations()["items"] if o["id"] in orgs
+    ]
+    for organisation in organisations:
+        apply_organisation(db, organisation["id"], organisation)
+    synced = 0
+    offset = 0
+    while True:
+        page = auth_rpc.list_users(offset=offset, limit=SYNC_PAGE)
+        for user in page["items"]:
+            if user.get("org_id") in orgs:
+                values = {field: user.get(field) for field in FIELDS if field in user}
+                apply_user(db, user["id"], values, when)
+                synced += 1
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            break
+    db.emit(
+        events.CONTACTS_SYNCED,
+        subject_type="organisation",
+        subject_id=caller.org_id,
+        org_id=caller.org_id,
+        data={"organisations": len(organisations), "users": synced},
+    )
+    db.commit()
+    return {"organisations": len(organisations), "users": synced}
 
 
 def cpd_leads(db: ServiceSession, org_id: str) -> list[str]:

@@ -9,5 +9,6 @@ RESET_CODE_QUEUED = "notify.reset_code_queued"
 INVITATIONS_QUEUED = "notify.invitations_queued"
 DIGEST_QUEUED = "notify.digest_queued"
 EVENT_FAILED = "notify.event_failed"
+CONTACTS_SYNCED = "notify.contacts_synced"
 
 AUTHZ_DENIED = "authz.denied"

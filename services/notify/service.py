@@ -28,6 +28,7 @@ from plumbing.identity import (
 from plumbing.logging import LogContext
 from plumbing.rpc import ServiceRpc, rpc
 from services.notify import (
+    contacts,
     failures,
     handlers,
     inbox,
@@ -64,6 +65,8 @@ class NotifyService:
     attempts = failures.FailureCounter()
     training_rpc = ServiceRpc("training", as_service="notify")
     reviews_rpc = ServiceRpc("reviews", as_service="notify")
+    # With the caller's identity: an admin's copy of their staff.
+    auth_rpc = ServiceRpc("auth")
 
     # Events
 
@@ -250,6 +253,15 @@ class NotifyService:
         return preferences.update_preferences(self.db, caller, data, now=self.now())
 
     # School admins
+
+    @entrypoint
+    @authenticated
+    def sync_contacts(self, caller: Identity) -> dict[str, Any]:
+        """A school or trust admin: copy from auth (by RPC, as the admin) the
+        organisations and staff their roles cover, for people created before
+        notify first listened. ``{organisations, users}``. Emits
+        ``notify.contacts_synced``."""
+        return contacts.sync_from_auth(self.db, caller, self.auth_rpc, now=self.now())
 
     @entrypoint
     @authenticated

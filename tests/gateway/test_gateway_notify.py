@@ -413,6 +413,7 @@ def test_the_openapi_document_lists_the_notification_routes():
         ("put", "/api/v1/notifications/preferences"),
         ("get", "/api/v1/notifications/emails"),
         ("post", "/api/v1/notifications/emails/{email_id}/requeue"),
+        ("post", "/api/v1/notifications/contacts/sync"),
     }
     schemas = doc["components"]["schemas"]
     assert {

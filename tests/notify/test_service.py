@@ -24,7 +24,12 @@ from sqlalchemy import func, select
 from plumbing import topology
 from plumbing.envelope import routing
 from plumbing.errors import NotFound, from_remote
-from plumbing.identity import Identity, service_identity
+from plumbing.identity import (
+    CallerIdentity,
+    Identity,
+    authenticated,
+    service_identity,
+)
 from plumbing.rpc import rpc
 from services.notify.models import FAILED, SENT, Email, Notification
 from tests.notify.conftest import (
@@ -525,3 +530,67 @@ def test_an_event_waits_while_training_is_down(
     container_factory(FakeTrainingService, rabbit_config).start()
     [message] = mail_sink.wait_for(1)
     assert message["Subject"] == "Your request for Phonics in depth expired"
+
+
+class FakeAuthService:
+    """Answers list_organisations and list_users as auth does, and records
+    who asked."""
+
+    name = "auth"
+    caller = CallerIdentity()
+
+    @rpc
+    @authenticated
+    def list_organisations(self, caller: Identity) -> Any:
+        ANSWERS.setdefault("auth_callers", []).append(caller.user_id)
+        return {"items": ANSWERS["organisations"]}
+
+    @rpc
+    @authenticated
+    def list_users(self, caller: Identity, offset: int = 0, limit: int = 50) -> Any:
+        users = ANSWERS["users"]
+        return {"items": users[offset : offset + limit], "total": len(users)}
+
+
+def test_an_admin_copies_staff_created_before_notify_listened(
+    start_notify: Callable[..., Any],
+    container_factory: Any,
+    rabbit_config: dict[str, Any],
+    world: World,
+    notify_rpc: Callable[..., Any],
+    notify_db_url: str,
+) -> None:
+    from services.notify.models import Contact
+
+    start_notify()
+    container_factory(FakeAuthService, rabbit_config).start()
+    ANSWERS["organisations"] = [
+        {"id": world.elm, "kind": "school", "name": "Elm Primary"},
+        {"id": world.yew, "kind": "school", "name": "Yew Academy"},
+    ]
+    ANSWERS["users"] = [
+        {
+            "id": person.id,
+            "org_id": person.org_id,
+            "username": person.given_name.lower(),
+            "given_name": person.given_name,
+            "family_name": "Smith",
+            "email": person.email,
+            "active": True,
+            "line_manager_id": None,
+            "roles": [],
+        }
+        for person in world.people.values()
+    ]
+    with notify_rpc(world.ada.identity) as notify:
+        assert notify.sync_contacts() == {"organisations": 1, "users": 4}
+    with notify_rpc(world.tom.identity) as notify:
+        with refused("NOT_FOUND"):
+            notify.sync_contacts()
+    # Auth was asked as Ada, so it answered only what Ada may read.
+    assert ANSWERS["auth_callers"] == [world.ada.id]
+    with service_session(notify_db_url) as session:
+        known = {c.user_id: c.email for c in session.scalars(select(Contact))}
+    assert known == {
+        p.id: p.email for p in world.people.values() if p.org_id == world.elm
+    }
