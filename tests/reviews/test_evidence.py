@@ -25,10 +25,17 @@ PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
 
 def docx_bytes() -> bytes:
+    """The same bytes on every call: a fixed time in the zip headers (the
+    current one made two calls a second apart differ)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("word/document.xml", "<document/>")
+        for name, text in (
+            ("[Content_Types].xml", "<Types/>"),
+            ("word/document.xml", "<document/>"),
+        ):
+            archive.writestr(
+                zipfile.ZipInfo(name, date_time=(2030, 1, 1, 0, 0, 0)), text
+            )
     return buffer.getvalue()
 
 
