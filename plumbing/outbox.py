@@ -99,14 +99,27 @@ def create_outbox_table(op: Any) -> None:
 
 def insert_event(session: Any, envelope: dict[str, Any]) -> None:
     """Add an envelope to the outbox within the session's transaction."""
+    insert_events(session, [envelope])
+
+
+def insert_events(session: Any, envelopes: list[dict[str, Any]]) -> None:
+    """Add envelopes to the outbox within the session's transaction, in one
+    statement (SQLAlchemy sends many rows as multi-row INSERTs)."""
+    if not envelopes:
+        return
+    now = datetime.now(UTC)
     session.execute(
-        OUTBOX.insert().values(
-            event_id=envelope["event_id"],
-            type=envelope["type"],
-            payload=envelope,
-            created_at=datetime.now(UTC),
-            attempts=0,
-        )
+        OUTBOX.insert(),
+        [
+            {
+                "event_id": envelope["event_id"],
+                "type": envelope["type"],
+                "payload": envelope,
+                "created_at": now,
+                "attempts": 0,
+            }
+            for envelope in envelopes
+        ],
     )
 
 

@@ -75,6 +75,38 @@ def test_a_committed_change_is_published_once(
     assert _pending(engine) == 0
 
 
+def test_many_events_emitted_at_once_are_each_published(
+    widget_db: tuple[str, Engine], amqp_uri: str, event_tap: EventTap
+) -> None:
+    """``emit_many`` writes one outbox row per subject, with its own id and
+    the worker's request id, and each is published once."""
+    _, engine = widget_db
+    session = sessionmaker(bind=engine, class_=ServiceSession)()
+    session.info["context_data"] = {"request_id": "req-9"}
+    try:
+        envelopes = session.emit_many(
+            "auth.widget_created",
+            [
+                {"subject_type": "widget", "subject_id": f"w{n}", "org_id": "org-1"}
+                for n in range(50)
+            ],
+        )
+        assert session.emit_many("auth.widget_created", []) == []
+        session.commit()
+    finally:
+        session.close()
+    assert len({e["event_id"] for e in envelopes}) == 50
+
+    _relay(engine, amqp_uri).drain()
+
+    received = event_tap.take(expect=50)
+    assert sorted(e["subject"]["id"] for e in received) == sorted(
+        f"w{n}" for n in range(50)
+    )
+    assert {e["request_id"] for e in received} == {"req-9"}
+    assert _pending(engine) == 0
+
+
 def test_a_rolled_back_change_publishes_nothing(
     widget_db: tuple[str, Engine], amqp_uri: str, event_tap: EventTap
 ) -> None:
