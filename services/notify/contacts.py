@@ -150,6 +150,11 @@ SYNC_PAGE = 100
 ADMIN_ROLES = ("school_admin", "trust_admin")
 
 
+def admin_orgs(caller: Identity) -> set[str]:
+    """The organisations whose staff and email the caller administers."""
+    return caller.orgs_for(ADMIN_ROLES)
+
+
 def sync_from_auth(
     db: ServiceSession, caller: Identity, auth_rpc: Any, *, now: datetime
 ) -> dict[str, Any]:
@@ -157,7 +162,7 @@ def sync_from_auth(
     their roles cover; commits. Each value is stamped ``now``, so an event
     that happened earlier does not undo it, and a later one does. Answers
     ``{organisations, users}``; emits ``notify.contacts_synced``."""
-    orgs = caller.orgs_for(ADMIN_ROLES)
+    orgs = admin_orgs(caller)
     if not orgs:
         deny(
             db,

@@ -319,6 +319,28 @@ def _invite(ics: str | None, cancel: bool = False) -> list[dict[str, str]]:
     ]
 
 
+def _deciders_told(
+    db: ServiceSession,
+    context: dict[str, Any],
+    requester: str,
+    kind: str,
+    params: dict[str, Any],
+    common: dict[str, Any],
+) -> list[Message]:
+    """Tell whoever decides a pending request now (training's ``deciders``:
+    the line manager, or the CPD leads of a school and its trust)."""
+    people = list(context["deciders"]["user_ids"])
+    lead_org = context["deciders"].get("cpd_lead_org_id")
+    if lead_org:
+        people += contacts.cpd_leads(db, lead_org)
+    who = name_of(db, requester)
+    return [
+        Message(person, kind, {**params, "who": who}, about_user_id=requester, **common)
+        for person in dict.fromkeys(people)
+        if person != requester
+    ]
+
+
 def _booking(
     db: ServiceSession, envelope: dict[str, Any], training: Any, _reviews: Any
 ) -> list[Message]:
@@ -338,22 +360,9 @@ def _booking(
     status = booking["status"]
 
     def deciders() -> list[Message]:
-        people = list(context["deciders"]["user_ids"])
-        lead_org = context["deciders"].get("cpd_lead_org_id")
-        if lead_org:
-            people += contacts.cpd_leads(db, lead_org)
-        who = name_of(db, requester)
-        return [
-            Message(
-                person,
-                "booking_requested",
-                {**params, "who": who},
-                about_user_id=requester,
-                **common,
-            )
-            for person in dict.fromkeys(people)
-            if person != requester
-        ]
+        return _deciders_told(
+            db, context, requester, "booking_requested", params, common
+        )
 
     def requester_told(kind: str, **extra: Any) -> list[Message]:
         attachments = extra.pop("attachments", None)
@@ -447,22 +456,9 @@ def _external(
     }
 
     def deciders() -> list[Message]:
-        people = list(context["deciders"]["user_ids"])
-        lead_org = context["deciders"].get("cpd_lead_org_id")
-        if lead_org:
-            people += contacts.cpd_leads(db, lead_org)
-        who = name_of(db, requester)
-        return [
-            Message(
-                person,
-                "external_request_submitted",
-                {**params, "who": who},
-                about_user_id=requester,
-                **common,
-            )
-            for person in dict.fromkeys(people)
-            if person != requester
-        ]
+        return _deciders_told(
+            db, context, requester, "external_request_submitted", params, common
+        )
 
     status = request["status"]
     if event_type == "external_request_submitted":

@@ -29,7 +29,6 @@ from services.notify.schemas import (
 )
 from services.notify.settings import Settings
 
-ADMIN_ROLES = ("school_admin", "trust_admin")
 # Emails that carry a one-time code.
 CODE_KINDS = frozenset({"password_reset", "invitation"})
 
@@ -155,10 +154,6 @@ def send_invitations(
 # -- the admins' view -------------------------------------------------------
 
 
-def admin_orgs(db: ServiceSession, caller: Identity) -> set[str]:
-    return caller.orgs_for(ADMIN_ROLES)
-
-
 def dump_email(db: ServiceSession, email: Email) -> dict[str, Any]:
     contact = db.get(Contact, email.user_id) if email.user_id else None
     return {
@@ -189,7 +184,7 @@ def list_emails(db: ServiceSession, caller: Identity, query: Any) -> dict[str, A
     """A school or trust admin: the emails of their organisations in one
     state (``failed`` unless asked), newest first. Others see none."""
     page = load(EmailQuerySchema(), query)
-    orgs = admin_orgs(db, caller)
+    orgs = contacts.admin_orgs(caller)
     if page["org_id"] is not None:
         orgs &= {page["org_id"]}
     if not orgs:
@@ -235,7 +230,7 @@ def requeue_email(
         if isinstance(email_id, str) and len(email_id) <= 36
         else None
     )
-    if email is None or email.org_id not in admin_orgs(db, caller):
+    if email is None or email.org_id not in contacts.admin_orgs(caller):
         if email is not None:
             deny(
                 db,

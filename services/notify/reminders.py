@@ -159,21 +159,27 @@ def send_digests(db: ServiceSession, *, now: datetime, settings: Settings) -> in
     for user_id in people:
         if user_id is None:
             continue
-        db.add(Digest(user_id=user_id, digest_date=today, created_at=now))
+        digest = Digest(user_id=user_id, digest_date=today, created_at=now)
+        db.add(digest)
         try:
             db.flush()
         except IntegrityError:
             db.rollback()
             continue
-        made += digest_for(db, user_id, now=now, settings=settings)
+        made += digest_for(db, user_id, digest, now=now, settings=settings)
     return made
 
 
 def digest_for(
-    db: ServiceSession, user_id: str, *, now: datetime, settings: Settings
+    db: ServiceSession,
+    user_id: str,
+    digest: Digest,
+    *,
+    now: datetime,
+    settings: Settings,
 ) -> int:
-    """Fold a person's held emails into one digest email (the Digest row of
-    today is in the session); commits. 1 if a digest was queued."""
+    """Fold a person's held emails into one digest email, recorded on
+    today's ``digest`` row (in the session); commits. 1 if one was queued."""
     held = list(
         db.scalars(
             select(Email)
@@ -183,12 +189,7 @@ def digest_for(
         )
     )
     contact = db.get(Contact, user_id)
-    digest = db.scalar(
-        select(Digest).where(
-            Digest.user_id == user_id, Digest.digest_date == now.date()
-        )
-    )
-    if not held or contact is None or not contact.email or digest is None:
+    if not held or contact is None or not contact.email:
         db.commit()
         return 0
     items = [{"title": e.subject, "text": _summary(e)} for e in held]
@@ -201,7 +202,6 @@ def digest_for(
     title, _ = title_and_text("digest", {"count": len(items)})
     # A digest is one email a day by construction: the hourly limit, which
     # held some of its items back, does not apply to it.
-    status, error = QUEUED, None
     email = new_email(
         db,
         kind="digest",
@@ -220,10 +220,9 @@ def digest_for(
             "count": len(items),
         },
         attachments=attachments,
-        status=status,
+        status=QUEUED,
         now=now,
         settings=settings,
-        last_error=error,
     )
     for held_email in held:
         held_email.status = DIGESTED
