@@ -28,14 +28,13 @@ The next milestone of a review, and who still has a step to take before it
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, true
 
 from plumbing.database import ServiceSession
-from plumbing.errors import NotFound, ValidationFailed
+from plumbing.errors import NotFound
 from plumbing.identity import Identity, require_service
 from services.reviews.models import (
     DRAFT,
@@ -49,10 +48,9 @@ from services.reviews.models import (
     Review,
 )
 from services.reviews.reviews import REVIEWEE, REVIEWER
+from services.reviews.schemas import MilestoneWindowSchema, NoticeContextSchema, load
 
 CALLERS = ("notify",)
-MAX_DAYS = 60
-MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
 
 # State: the milestone it still needs, and who has a step to take before it.
@@ -64,14 +62,6 @@ NEXT_MILESTONE: dict[str, tuple[str, tuple[str, ...]]] = {
     FINAL_REVIEW_DONE: ("final_due", (REVIEWEE,)),
 }
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 36:
-        raise ValidationFailed(fields={field: ["An id: 1 to 36 characters."]})
-    return value
-
 
 def notification_context(
     db: ServiceSession,
@@ -82,14 +72,14 @@ def notification_context(
     """Notify: ``{"review": {...}}`` or ``{"observation": {...}}``, for
     exactly one of ``review_id`` and ``observation_id``. One query."""
     require_service(db, caller, CALLERS, "reviews.notification_context")
-    if (review_id is None) == (observation_id is None):
-        message = ["Give exactly one of review_id and observation_id."]
-        raise ValidationFailed(fields={"review_id": message, "observation_id": message})
+    given = {"review_id": review_id, "observation_id": observation_id}
+    values = load(
+        NoticeContextSchema(), {k: v for k, v in given.items() if v is not None}
+    )
     db.read_without_transaction()
-    if review_id is not None:
-        return {"review": _review_context(db, _id(review_id, "review_id"))}
-    observation_id = _id(observation_id, "observation_id")
-    return {"observation": _observation_context(db, observation_id)}
+    if "review_id" in values:
+        return {"review": _review_context(db, values["review_id"])}
+    return {"observation": _observation_context(db, values["observation_id"])}
 
 
 def _review_context(db: ServiceSession, review_id: str) -> dict[str, Any]:
@@ -164,37 +154,6 @@ def _observation_context(db: ServiceSession, observation_id: str) -> dict[str, A
     }
 
 
-def _check_window(today: Any, days: Any, offset: Any, limit: Any) -> tuple[date, date]:
-    problems: dict[str, list[str]] = {}
-    first = None
-    if isinstance(today, str) and _ISO_DATE.fullmatch(today):
-        try:
-            first = date.fromisoformat(today)
-        except ValueError:
-            pass
-    if first is None:
-        problems["today"] = ["An ISO date, YYYY-MM-DD."]
-    for name, value, low, high in (
-        ("days", days, 0, MAX_DAYS),
-        ("offset", offset, 0, None),
-        ("limit", limit, 1, MAX_LIMIT),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < low
-            or (high is not None and value > high)
-        ):
-            upto = f" to {high}" if high is not None else " or more"
-            problems[name] = [f"An integer from {low}{upto}."]
-    if problems or first is None:
-        raise ValidationFailed(fields=problems)
-    try:
-        return first, first + timedelta(days=days)
-    except OverflowError:
-        raise ValidationFailed(fields={"today": ["Too late a date."]}) from None
-
-
 def milestones_due(
     db: ServiceSession,
     caller: Identity,
@@ -212,7 +171,13 @@ def milestones_due(
     milestone and who has a step to take from the row itself.
     """
     require_service(db, caller, CALLERS, "reviews.milestones_due")
-    first, last = _check_window(today, days, offset, limit)
+    window = load(
+        MilestoneWindowSchema(),
+        {"today": today, "days": days, "offset": offset, "limit": limit},
+    )
+    first = window["today"]
+    last = first + timedelta(days=window["days"])
+    offset, limit = window["offset"], window["limit"]
     db.read_without_transaction()
     rows = db.execute(_due_query(first, last, offset, limit)).all()
     total = rows[0].total if rows else 0

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from plumbing.errors import ValidationFailed
 from services.reviews.models import (
@@ -43,6 +51,48 @@ def _id(**kwargs: Any) -> fields.String:
 
 def _text(max_length: int = MAX_TEXT, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as one: not ``"7"``, ``7.5`` or ``True``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class NoticeContextSchema(StrictSchema):
+    """``notification_context``: exactly one of a review and an observation."""
+
+    review_id = _id()
+    observation_id = _id()
+
+    @validates_schema(skip_on_field_errors=True)
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [key for key in ("review_id", "observation_id") if key in data]
+        if len(given) != 1:
+            message = "Give exactly one of review_id and observation_id."
+            raise ValidationError({"review_id": [message], "observation_id": [message]})
+
+
+class MilestoneWindowSchema(StrictSchema):
+    """``milestones_due``: milestones from ``today`` to ``today + days``."""
+
+    today = fields.Date(required=True)
+    days = WholeNumber(required=True, validate=validate.Range(min=0, max=60))
+    offset = WholeNumber(load_default=0, validate=validate.Range(min=0))
+    limit = WholeNumber(load_default=500, validate=validate.Range(min=1, max=1000))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _window_fits(self, data: dict[str, Any], **kwargs: Any) -> None:
+        try:
+            data["today"] + timedelta(days=data["days"])
+        except OverflowError:
+            raise ValidationError({"today": ["Too late a date."]}) from None
 
 
 class CycleCreateSchema(StrictSchema):
