@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -14,27 +13,13 @@ from marshmallow import (
     validates,
 )
 
-from plumbing.errors import ValidationFailed
+from plumbing.validation import StrictSchema
+from plumbing.validation import load as load  # re-exported for this service
 from services.auth.models import ORG_KINDS
 from services.auth.roles import ROLES
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 MAX_PAGE = 100
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-def load(schema: Schema, data: Any) -> dict[str, Any]:
-    """Validate input with a schema; ValidationFailed with field errors if bad."""
-    if not isinstance(data, dict):
-        raise ValidationFailed("Expected an object", {"_schema": ["Not an object."]})
-    try:
-        return schema.load(data)
-    except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
 
 
 def _trimmed(max_length: int) -> fields.String:

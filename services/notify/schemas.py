@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from marshmallow import Schema, fields, validate
 
-from marshmallow import Schema, ValidationError, fields, validate
-
-from plumbing.errors import ValidationFailed
+from plumbing.validation import load as load  # re-exported for this service
 from services.notify.catalogue import CATEGORIES
 from services.notify.models import EMAIL_STATES
-
-
-def load(schema: Schema, data: Any) -> dict[str, Any]:
-    """Validate input with a schema; ValidationFailed with field errors if bad."""
-    if not isinstance(data, dict):
-        raise ValidationFailed("Expected an object", {"_schema": ["Not an object."]})
-    try:
-        return schema.load(data)
-    except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
 
 
 class PageSchema(Schema):

@@ -6,15 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     validate,
     validates_schema,
 )
 
-from plumbing.errors import ValidationFailed
+from plumbing.validation import StrictSchema
+from plumbing.validation import load as load  # re-exported for this service
 from services.reviews.models import (
     COMMENT_TARGETS,
     COMMENT_VISIBILITIES,
@@ -28,21 +27,6 @@ from services.reviews.models import (
 
 MAX_TEXT = 20_000
 MAX_PAGE = 100
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-def load(schema: Schema, data: Any) -> dict[str, Any]:
-    """Validate input with a schema; ValidationFailed with field errors if bad."""
-    if not isinstance(data, dict):
-        raise ValidationFailed("Expected an object", {"_schema": ["Not an object."]})
-    try:
-        return schema.load(data)
-    except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
 
 
 def _id(**kwargs: Any) -> fields.String:
