@@ -61,13 +61,23 @@ def authenticator(user: str, password: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--dir", type=Path, default=Path("data/mail"))
-    parser.add_argument("--refuse-file", type=Path)
-    parser.add_argument("--tls-cert", type=Path)
-    parser.add_argument("--tls-key", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.mail_sink",
+        description="A local SMTP server that keeps every message it receives "
+        "as a .eml file: make run's mail catcher and the tests' SMTP peer.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025, help="default: 8025")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("data/mail"), help="default: data/mail"
+    )
+    parser.add_argument(
+        "--refuse-file",
+        type=Path,
+        help="while this file exists, answer every message 451 (try later)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="offer STARTTLS with this")
+    parser.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
     parser.add_argument("--auth", help="user:password to require after STARTTLS")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)

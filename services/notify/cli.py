@@ -73,7 +73,11 @@ def replay(event_ids: list[str], everything: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.notify.cli")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.notify.cli",
+        description="The events notify set aside after repeated errors "
+        "(NOTIFY_DATABASE_URL, AMQP_URI as for the service).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     failed = commands.add_parser("failed-events", help="list set-aside events")
     failed.add_argument("--limit", type=int, default=50)
