@@ -202,14 +202,30 @@ def sync_from_auth(
 
 
 def cpd_leads(db: ServiceSession, org_id: str) -> list[str]:
-    """Active users holding ``cpd_lead`` at the school or at its trust."""
+    """Active users holding ``cpd_lead`` at the school or at its trust.
+
+    Roles are granted within a trust, so only the people of the school's
+    trust (or of the school alone) are read.
+    """
     organisation = db.get(Organisation, org_id)
     covering = {org_id}
-    if organisation is not None and organisation.parent_trust_id:
-        covering.add(organisation.parent_trust_id)
+    family = {org_id}
+    trust_id = organisation.parent_trust_id if organisation is not None else None
+    if trust_id:
+        covering.add(trust_id)
+        family.add(trust_id)
+        family.update(
+            db.scalars(
+                select(Organisation.id).where(Organisation.parent_trust_id == trust_id)
+            )
+        )
     found = []
     for contact in db.scalars(
-        select(Contact).where(Contact.active.is_(True), Contact.erased_at.is_(None))
+        select(Contact).where(
+            Contact.org_id.in_(family),
+            Contact.active.is_(True),
+            Contact.erased_at.is_(None),
+        )
     ):
         if any(
             g.get("role") == "cpd_lead" and g.get("org_id") in covering

@@ -19,6 +19,7 @@ environment, then a default that suits a laptop running ``make run``.
 ``NOTIFY_TIMER_SECONDS``       how often reminders and digests are checked
 ``NOTIFY_MILESTONE_DAYS``      days before a review milestone to remind
 ``NOTIFY_DIGEST_HOUR``         UTC hour from which daily digests go out
+``NOTIFY_LEASE_SECONDS``       how long a mailer may hold an email (300)
 =============================  ==========================================
 """
 
