@@ -289,6 +289,11 @@ _KINDS = (
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in _KINDS}
 
+# Emails that carry a one-time code. Their bodies are kept only until the
+# email is sent or given up on, they are never sent again by an admin, and
+# never after the code has expired.
+CODE_KINDS = frozenset({"password_reset", "invitation"})
+
 MILESTONE_LABELS = {
     "objectives_due": "Agreeing objectives",
     "interim_due": "The interim review",

@@ -18,6 +18,11 @@ A process that dies while it holds an email leaves it ``sending``; when the
 lease ends it is marked ``failed`` ("interrupted"), not sent again: the
 server may have accepted it just before the process died, and an email is
 never sent twice. An admin decides whether to queue it again.
+
+An email with a one-time code (a password reset, an invitation) keeps its
+body only until it is sent or given up on, and one still waiting when its
+code expires is marked ``failed`` ("expired") instead of being sent: the
+person asks for a new code.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from typing import Any
 import eventlet
 import structlog
 from nameko.extensions import DependencyProvider
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from plumbing.database import Database, ServiceSession
 from services.notify import events
 from services.notify import settings as notify_settings
+from services.notify.messages import forget_code
 from services.notify.models import FAILED, QUEUED, SENDING, SENT, Email
 from services.notify.settings import Settings
 
@@ -45,6 +51,7 @@ log = structlog.get_logger()
 
 BATCH = 20
 INTERRUPTED = "Interrupted while sending; not retried, so that it is never sent twice"
+EXPIRED = "Its one-time code expired before it could be sent"
 
 
 def utc_now() -> datetime:
@@ -196,9 +203,28 @@ def sweep_interrupted(db: ServiceSession, now: datetime) -> int:
         email.status = FAILED
         email.last_error = INTERRUPTED
         email.lease_until = None
+        forget_code(email)
         _emit(db, events.EMAIL_FAILED, email, error=INTERRUPTED)
     db.commit()
     return len(stale)
+
+
+def sweep_expired(db: ServiceSession, now: datetime) -> int:
+    """Give up on queued emails whose one-time code no longer works; commits."""
+    expired = list(
+        db.scalars(
+            select(Email)
+            .where(Email.status == QUEUED, Email.expires_at <= now)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for email in expired:
+        email.status = FAILED
+        email.last_error = EXPIRED
+        forget_code(email)
+        _emit(db, events.EMAIL_FAILED, email, error=EXPIRED)
+    db.commit()
+    return len(expired)
 
 
 def claim(
@@ -234,10 +260,12 @@ def record(
         email.status = SENT
         email.sent_at = now
         email.last_error = None
+        forget_code(email)
         _emit(db, events.EMAIL_SENT, email)
     elif is_permanent(error) or email.attempts >= settings.max_attempts:
         email.status = FAILED
         email.last_error = describe(error)
+        forget_code(email)
         _emit(db, events.EMAIL_FAILED, email, error=email.last_error)
     else:
         email.status = QUEUED
@@ -258,7 +286,11 @@ def send_due(
     due = list(
         db.scalars(
             select(Email.id)
-            .where(Email.status == QUEUED, Email.next_attempt_at <= now)
+            .where(
+                Email.status == QUEUED,
+                Email.next_attempt_at <= now,
+                or_(Email.expires_at.is_(None), Email.expires_at > now),
+            )
             .order_by(Email.next_attempt_at, Email.id)
             .limit(BATCH)
         )
@@ -348,6 +380,7 @@ class Mailer(DependencyProvider):
             pause = self.settings.mail_poll_seconds
             try:
                 sweep_interrupted(db, utc_now())
+                sweep_expired(db, utc_now())
                 handled, unreachable = send_due(db, self.settings, transport, utc_now())
                 if unreachable:
                     pause = min(max(self.settings.retry_seconds, pause), 30.0)

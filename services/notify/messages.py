@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from plumbing.database import ServiceSession
-from services.notify.catalogue import KINDS, LOCKED_CATEGORIES
+from services.notify.catalogue import CODE_KINDS, KINDS, LOCKED_CATEGORIES
 from services.notify.models import (
     FAILED,
     HELD,
@@ -104,6 +104,7 @@ def new_email(
     settings: Settings,
     notification_id: str | None = None,
     last_error: str | None = None,
+    expires_at: datetime | None = None,
 ) -> Email:
     text_body, html_body = email_parts(kind, params)
     email_id = str(uuid.uuid4())
@@ -126,9 +127,20 @@ def new_email(
         last_error=last_error,
         message_id=f"<{email_id}@{domain}>",
         created_at=now,
+        expires_at=expires_at,
     )
     db.add(email)
     return email
+
+
+def forget_code(email: Email) -> None:
+    """Drop the body of an email that carries a one-time code once it has
+    gone or been given up on: nobody here needs the code after that, and a
+    copy of the database must not hold working codes (auth keeps only their
+    hashes)."""
+    if email.kind in CODE_KINDS:
+        email.text_body = ""
+        email.html_body = ""
 
 
 def tell(

@@ -181,6 +181,8 @@ class Email(Base):
     digest_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the one-time code inside stops working: not sent after that.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Preference(Base):

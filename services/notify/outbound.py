@@ -16,9 +16,9 @@ from plumbing.database import ServiceSession
 from plumbing.errors import NotFound
 from plumbing.identity import Identity, deny
 from services.notify import contacts, events
-from services.notify.catalogue import KINDS
+from services.notify.catalogue import CODE_KINDS, KINDS
 from services.notify.exceptions import EmailNotRetryable
-from services.notify.messages import new_email, over_limit, school_name
+from services.notify.messages import forget_code, new_email, over_limit, school_name
 from services.notify.models import FAILED, QUEUED, SUPPRESSED, Contact, Email
 from services.notify.render import title_and_text, when
 from services.notify.schemas import (
@@ -28,9 +28,6 @@ from services.notify.schemas import (
     load,
 )
 from services.notify.settings import Settings
-
-# Emails that carry a one-time code.
-CODE_KINDS = frozenset({"password_reset", "invitation"})
 
 
 def _remember(db: ServiceSession, recipient: dict[str, Any], now: datetime) -> None:
@@ -48,6 +45,7 @@ def _transactional(
     recipient: dict[str, Any],
     params: dict[str, Any],
     *,
+    expires_at: datetime | None,
     limit: int,
     now: datetime,
     settings: Settings,
@@ -66,7 +64,7 @@ def _transactional(
     status, error = QUEUED, None
     if over_limit(db, recipient["user_id"], limit, now, kind=kind):
         status, error = SUPPRESSED, "Rate limit: too many of these to this person"
-    return new_email(
+    email = new_email(
         db,
         kind=kind,
         category=found.category,
@@ -80,7 +78,11 @@ def _transactional(
         now=now,
         settings=settings,
         last_error=error,
+        expires_at=expires_at,
     )
+    if status == SUPPRESSED:
+        forget_code(email)
+    return email
 
 
 def send_password_reset(
@@ -96,6 +98,7 @@ def send_password_reset(
         "password_reset",
         recipient,
         {"code": values["code"], "expires": when(values["expires_at"], "UTC") + " UTC"},
+        expires_at=values["expires_at"],
         limit=settings.resets_per_hour,
         now=now,
         settings=settings,
@@ -129,6 +132,7 @@ def send_invitations(
                 "code": invitation.get("code"),
                 "expires": when(expires, "UTC") + " UTC" if expires else None,
             },
+            expires_at=expires,
             limit=settings.resets_per_hour,
             now=now,
             settings=settings,

@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import select
 
 from plumbing.database import ServiceSession
-from services.notify.mailer import INTERRUPTED, Transport, send_due, sweep_interrupted
+from services.notify.mailer import (
+    EXPIRED,
+    INTERRUPTED,
+    Transport,
+    send_due,
+    sweep_expired,
+    sweep_interrupted,
+)
 from services.notify.messages import new_email
 from services.notify.models import FAILED, QUEUED, SENDING, SENT, Email
 from services.notify.settings import Settings
@@ -50,6 +57,36 @@ def queue(
         ids.append(email.id)
     db.commit()
     return ids
+
+
+def queue_reset_code(
+    db: ServiceSession, settings: Settings, code: str, expires_at: datetime
+) -> str:
+    email = new_email(
+        db,
+        kind="password_reset",
+        category="security",
+        user_id="user-1",
+        org_id="org-1",
+        to_address="pat@example.org",
+        subject="Your password reset code",
+        params={
+            "name": "Pat",
+            "username": "pat",
+            "school": "Elm Primary",
+            "code": code,
+            "expires": "soon",
+            "app_url": "x",
+            "category": "security",
+        },
+        attachments=[],
+        status=QUEUED,
+        now=datetime.now(UTC),
+        settings=settings,
+        expires_at=expires_at,
+    )
+    db.commit()
+    return email.id
 
 
 def state(db: ServiceSession, email_id: str) -> Email:
@@ -152,6 +189,54 @@ def test_an_email_held_by_a_dead_mailer_is_failed_not_resent(
     assert send_due(db, settings, Transport(settings), datetime.now(UTC)) == (0, False)
     assert state(db, email_id).status == FAILED
     assert state(db, email_id).last_error == INTERRUPTED
+    assert mail_sink.messages() == []
+
+
+def test_a_sent_code_is_no_longer_kept_in_the_database(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    """The reset code reaches the person, then its email's body is dropped."""
+    expires = datetime.now(UTC) + timedelta(minutes=30)
+    email_id = queue_reset_code(db, settings, "WXYZ-2345-ABCD-6789", expires)
+    assert "WXYZ-2345-ABCD-6789" in state(db, email_id).text_body
+    send_due(db, settings, Transport(settings), datetime.now(UTC))
+    [message] = mail_sink.wait_for(1)
+    assert "WXYZ-2345-ABCD-6789" in message.get_body(("plain",)).get_content()
+    found = state(db, email_id)
+    assert found.status == SENT
+    assert (found.text_body, found.html_body) == ("", "")
+
+
+def test_a_code_that_expires_while_the_server_is_down_is_not_sent_late(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    """An outage outlasting the code fails the email as expired, unsent."""
+    now = datetime.now(UTC)
+    email_id = queue_reset_code(
+        db, settings, "WXYZ-2345-ABCD-6789", now + timedelta(minutes=30)
+    )
+    mail_sink.stop()
+    assert send_due(db, settings, Transport(settings), datetime.now(UTC)) == (1, True)
+    mail_sink.start()
+    later = now + timedelta(minutes=31)
+    assert sweep_expired(db, later) == 1
+    assert send_due(db, settings, Transport(settings), later) == (0, False)
+    found = state(db, email_id)
+    assert (found.status, found.last_error) == (FAILED, EXPIRED)
+    assert "WXYZ" not in found.text_body + found.html_body
+    [failed] = outbox(db, "notify.email_failed")
+    assert failed["data"]["error"] == EXPIRED
+    assert mail_sink.messages() == []
+
+
+def test_an_expired_code_is_not_sent_even_before_the_sweep(
+    db: ServiceSession, settings: Settings, mail_sink: MailSink
+) -> None:
+    """The send itself skips a code past its expiry; the sweep then fails it."""
+    now = datetime.now(UTC)
+    email_id = queue_reset_code(db, settings, "WXYZ-2345-ABCD-6789", now)
+    assert send_due(db, settings, Transport(settings), now) == (0, False)
+    assert state(db, email_id).status == QUEUED
     assert mail_sink.messages() == []
 
 

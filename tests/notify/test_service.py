@@ -300,12 +300,17 @@ def test_reset_codes_come_only_from_auth_and_never_reach_an_event(
         and "QRST" not in published
         and "tom@example.org" not in published
     )
+    # Once sent, the codes are no longer kept in notify's database.
+    wait_until(lambda: count(notify_db_url, Email, Email.status == SENT) == 2)
+    assert count(notify_db_url, Email, Email.text_body.contains("ABCD")) == 0
+    assert count(notify_db_url, Email, Email.html_body.contains("QRST")) == 0
 
 
 def test_reset_emails_are_rate_limited_per_person(
     start_notify: Callable[..., Any],
     world: World,
     notify_rpc: Callable[..., Any],
+    notify_db_url: str,
 ) -> None:
     start_notify(NOTIFY_RESETS_PER_HOUR=2)
     recipient = {
@@ -323,6 +328,11 @@ def test_reset_emails_are_rate_limited_per_person(
             for n in range(4)
         ]
     assert [a["email_id"] is not None for a in answers] == [True, True, False, False]
+    # The codes that were not sent were never kept.
+    for n in (2, 3):
+        assert (
+            count(notify_db_url, Email, Email.text_body.contains(f"CODE-{n:04d}")) == 0
+        )
 
 
 def test_failed_emails_are_visible_to_school_admins_and_can_be_requeued(
