@@ -10,5 +10,6 @@ INVITATIONS_QUEUED = "notify.invitations_queued"
 DIGEST_QUEUED = "notify.digest_queued"
 EVENT_FAILED = "notify.event_failed"
 CONTACTS_SYNCED = "notify.contacts_synced"
+RETENTION_APPLIED = "notify.retention_applied"
 
 AUTHZ_DENIED = "authz.denied"

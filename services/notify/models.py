@@ -89,7 +89,9 @@ class ProcessedEvent(Base):
     __tablename__ = "processed_events"
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed for the retention run (services.notify.retention), as are the
+    # creation times of notifications, emails and digests.
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class FailedEvent(Base):
@@ -135,7 +137,7 @@ class Notification(Base):
     subject_id: Mapped[str | None] = mapped_column(String(36))
     about_user_id: Mapped[str | None] = mapped_column(String(36), index=True)
     dedupe_key: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -179,7 +181,7 @@ class Email(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     message_id: Mapped[str] = mapped_column(String(200))
     digest_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the one-time code inside stops working: not sent after that.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -216,4 +218,4 @@ class Digest(Base):
     user_id: Mapped[str] = mapped_column(String(36))
     digest_date: Mapped[date] = mapped_column(Date)
     email_id: Mapped[str | None] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -35,6 +35,7 @@ from services.notify import (
     outbound,
     preferences,
     reminders,
+    retention,
 )
 from services.notify.dependencies import (
     Clock,
@@ -139,7 +140,9 @@ class NotifyService:
     @settings_timer(interval=300)
     def remind(self) -> None:
         """Every ``NOTIFY_TIMER_SECONDS``: session and milestone reminders,
-        then digests. A service that does not answer is tried next time."""
+        then digests, then deleting what is past the retention period
+        (emits ``notify.retention_applied``). A service that does not answer
+        is tried next time."""
         now = self.now()
         for name, job in (
             (
@@ -170,6 +173,7 @@ class NotifyService:
             if done:
                 self.log.info("reminders_sent", job=name, count=done)
                 self.mailer.wake()
+        retention.prune(self.db, now=now, settings=self.settings)
 
     @entrypoint
     @anonymous

@@ -20,6 +20,8 @@ environment, then a default that suits a laptop running ``make run``.
 ``NOTIFY_MILESTONE_DAYS``      days before a review milestone to remind
 ``NOTIFY_DIGEST_HOUR``         UTC hour from which daily digests go out
 ``NOTIFY_LEASE_SECONDS``       how long a mailer may hold an email (300)
+``NOTIFY_RETENTION_DAYS``      days notifications and sent emails are kept
+                               (365; at least 90, at most 3650)
 =============================  ==========================================
 """
 
@@ -54,6 +56,7 @@ class Settings:
     digest_hour: int = 16
     # How long a mailer may hold an email before it counts as interrupted.
     lease_seconds: float = 300.0
+    retention_days: int = 365
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
@@ -82,6 +85,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "milestone_days": ("NOTIFY_MILESTONE_DAYS", int),
     "digest_hour": ("NOTIFY_DIGEST_HOUR", int),
     "lease_seconds": ("NOTIFY_LEASE_SECONDS", float),
+    "retention_days": ("NOTIFY_RETENTION_DAYS", int),
 }
 
 
@@ -106,4 +110,7 @@ def load(container_config: dict[str, Any] | None = None) -> Settings:
         raise ValueError("NOTIFY_MILESTONE_DAYS must be from 0 to 60")
     if not 0 <= settings.digest_hour <= 23:
         raise ValueError("NOTIFY_DIGEST_HOUR must be an hour from 0 to 23")
+    if not 90 <= settings.retention_days <= 3650:
+        # Under 90 days a pruned milestone reminder could be sent again.
+        raise ValueError("NOTIFY_RETENTION_DAYS must be from 90 to 3650")
     return settings
