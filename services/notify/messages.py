@@ -73,11 +73,30 @@ def wants_digest(db: ServiceSession, user_id: str) -> bool:
     return settings is not None and settings.daily_digest
 
 
+def lock_recipient(db: ServiceSession, user_id: str) -> None:
+    """Hold the recipient's rate limit until this transaction ends: another
+    worker counting their emails waits here, then counts ours too. A
+    deadlock between two workers (each telling the other's next recipient)
+    is broken by PostgreSQL with an OperationalError, and the event goes
+    back to the queue. SQLite runs one writer at a time and needs no lock."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    db.execute(
+        select(
+            func.pg_advisory_xact_lock(
+                func.hashtext("notify.recipient"), func.hashtext(user_id)
+            )
+        )
+    )
+
+
 def over_limit(
     db: ServiceSession, user_id: str, limit: int, now: datetime, kind: str | None = None
 ) -> bool:
     """True when the recipient already had ``limit`` emails (of ``kind``, if
-    given) in the hour before ``now``."""
+    given) in the hour before ``now``. Locks the recipient's count first, so
+    that workers telling one person at the same moment take turns."""
+    lock_recipient(db, user_id)
     query = select(func.count()).where(
         Email.user_id == user_id,
         Email.created_at > now - timedelta(hours=1),

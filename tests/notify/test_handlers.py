@@ -3,17 +3,19 @@ told, what the email holds, and what is never sent."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import eventlet
 import pytest
 from sqlalchemy import func, select
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import make_event
-from services.notify import outbound, reminders
+from services.notify import messages, outbound, reminders
 from services.notify.exceptions import EmailNotRetryable
 from services.notify.mailer import Transport, send_due
 from services.notify.models import (
@@ -41,7 +43,7 @@ from tests.notify.conftest import (
     booking_event,
     event_info,
 )
-from tests.service_support import outbox
+from tests.service_support import outbox, service_session
 
 
 def notifications(
@@ -606,6 +608,38 @@ def test_rate_limit_holds_back_a_flood(
     assert reminders.send_digests(db, now=evening, settings=settings) == 1
     [digest] = [e for e in emails(db, known.tom.id) if e.kind == "digest"]
     assert digest.status == QUEUED and digest.subject == "Your CPD digest: 5 updates"
+
+
+def test_two_workers_telling_one_person_at_once_keep_the_limit(
+    db: ServiceSession, notify_db_url: str, known: World, settings: Settings
+) -> None:
+    """Each worker counts the emails of the hour, then adds one: without a
+    lock both would count none and both send. The second waits for the
+    first's transaction and counts its email."""
+    settings = dataclasses.replace(settings, emails_per_hour=1)
+
+    def tell(session: ServiceSession, key: str) -> None:
+        messages.tell(
+            session,
+            user_id=known.tom.id,
+            kind="booking_expired",
+            params={"course": "Phonics"},
+            dedupe_key=key,
+            org_id=known.elm,
+            now=T0,
+            settings=settings,
+        )
+
+    with service_session(notify_db_url) as first:
+        with service_session(notify_db_url) as second:
+            tell(first, "first")
+            waiting = eventlet.spawn(lambda: (tell(second, "second"), second.commit()))
+            eventlet.sleep(0.5)
+            assert not waiting.dead, "the second worker did not wait for the first"
+            first.commit()
+            with eventlet.Timeout(10):
+                waiting.wait()
+    assert sorted(e.status for e in emails(db, known.tom.id)) == [HELD, QUEUED]
 
 
 def test_a_reset_code_email_is_never_queued_again(
