@@ -5,8 +5,9 @@
 
 Each accepted message is written to ``<dir>/<n>-<recipient>.eml`` (written to
 a temporary name first, then renamed, so a reader never sees half a file).
-With ``--tls-cert``/``--tls-key`` it offers STARTTLS and, with
-``--auth user:password``, requires a login after it. While the file named by
+With ``--tls-cert``/``--tls-key`` it offers STARTTLS (or, with
+``--implicit-tls``, speaks TLS from the first byte, as on port 465) and, with
+``--auth user:password``, requires a login over TLS. While the file named by
 ``--refuse-file`` exists, every message is answered ``451`` (try again
 later), as a mail server that is struggling does.
 """
@@ -78,17 +79,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tls-cert", type=Path, help="offer STARTTLS with this")
     parser.add_argument("--tls-key", type=Path, help="the key of --tls-cert")
-    parser.add_argument("--auth", help="user:password to require after STARTTLS")
+    parser.add_argument(
+        "--implicit-tls",
+        action="store_true",
+        help="with --tls-cert: TLS from the first byte (as on port 465), not STARTTLS",
+    )
+    parser.add_argument("--auth", help="user:password to require over TLS")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-        options.update(tls_context=context, require_starttls=True)
+        if args.implicit_tls:
+            options.update(ssl_context=context)
+        else:
+            options.update(tls_context=context, require_starttls=True)
     if args.auth:
         user, _, password = args.auth.partition(":")
         options.update(authenticator=authenticator(user, password), auth_required=True)
+        if args.implicit_tls:
+            # aiosmtpd counts only STARTTLS as TLS when it guards AUTH; here
+            # the whole connection is TLS already.
+            options.update(auth_require_tls=False)
     controller = Controller(
         Sink(args.dir, args.refuse_file), hostname=args.host, port=args.port, **options
     )

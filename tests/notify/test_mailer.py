@@ -25,7 +25,7 @@ from services.notify.mailer import (
 from services.notify.messages import new_email
 from services.notify.models import FAILED, QUEUED, SENDING, SENT, Email
 from services.notify.settings import Settings
-from tests.notify.conftest import MailSink, free_port
+from tests.notify.conftest import MailSink, body_text, free_port
 from tests.service_support import outbox, service_session
 
 
@@ -324,6 +324,47 @@ def test_starttls_with_a_login(
         [no_tls] = queue(db, plain)
         send_due(db, plain, Transport(plain), datetime.now(UTC))
         assert state(db, no_tls).status == QUEUED  # the server demands STARTTLS
+        assert len(sink.messages()) == 1
+    finally:
+        sink.stop()
+
+
+def test_implicit_tls_with_a_login(
+    db: ServiceSession, settings: Settings, tmp_path: Path
+) -> None:
+    cert, key = _certificate(tmp_path)
+    sink = MailSink(
+        tmp_path / "ssl-mail",
+        free_port(),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--implicit-tls",
+        "--auth",
+        "cpd:s3cret-pass",
+    )
+    sink.start()
+    try:
+        secure = replace(
+            settings,
+            smtp_port=sink.port,
+            smtp_tls="ssl",
+            smtp_ca_file=str(cert),
+            smtp_username="cpd",
+            smtp_password="s3cret-pass",
+        )
+        [good] = queue(db, secure)
+        send_due(db, secure, Transport(secure), datetime.now(UTC))
+        assert state(db, good).status == SENT
+        [message] = sink.wait_for(1)
+        assert body_text(message)
+
+        # A client that does not speak TLS first gets no answer it can use.
+        plain = replace(secure, smtp_tls="none")
+        [no_tls] = queue(db, plain)
+        send_due(db, plain, Transport(plain), datetime.now(UTC))
+        assert state(db, no_tls).status == QUEUED
         assert len(sink.messages()) == 1
     finally:
         sink.stop()
