@@ -256,6 +256,25 @@ _KINDS = (
         immediate=True,
     ),
     Kind(
+        "sessions_revoked",
+        SECURITY,
+        "You were signed out everywhere",
+        "An administrator ended every signed-in session of your account "
+        "{{ username }}. Sign in again to go on. If you did not expect this, "
+        "ask your school's administrator why.",
+        immediate=True,
+    ),
+    Kind(
+        "session_token_reused",
+        SECURITY,
+        "A sign-in of yours was ended to protect your account",
+        "A sign-in of your account {{ username }} was ended because one of "
+        "its old tokens was used again after it had been replaced, which "
+        "can mean it was copied. Sign in again. If this keeps happening, "
+        "change your password and tell your school's administrator.",
+        immediate=True,
+    ),
+    Kind(
         "calendar_feed_created",
         SECURITY,
         "A new private calendar link was made",

@@ -74,6 +74,7 @@ AUTH_EVENTS = (
     "password_changed",
     "password_reset_completed",
     "account_locked",
+    "sessions_revoked",
 )
 TRAINING_EVENTS = (
     "booking_requested",
@@ -130,11 +131,24 @@ SECURITY_EVENTS = {
     "auth.password_reset_completed": "password_changed",
     "auth.account_locked": "account_locked",
 }
+# ``auth.sessions_revoked`` tells the person only when it is news to them:
+# an administrator signed them out, or a stolen sign-in was cut off. Ended
+# by a password change or reset, the password message says it; ended by
+# deactivation, they are told nothing.
+SESSIONS_ENDED = {
+    "revoked": "sessions_revoked",
+    "refresh_token_reused": "session_token_reused",
+}
 # How long an event waits for a recipient's ``auth.user_created``.
 CONTACT_GRACE = timedelta(minutes=2)
 # Told even to the person who did it: it may not have been them.
 SECURITY_KINDS = frozenset(
-    {"password_changed", "account_locked", "calendar_feed_created"}
+    {
+        "password_changed",
+        "account_locked",
+        "calendar_feed_created",
+        *SESSIONS_ENDED.values(),
+    }
 )
 
 
@@ -286,6 +300,11 @@ def _auth(db: ServiceSession, envelope: dict[str, Any], *_: Any) -> list[Message
     params: dict[str, Any] = {"username": username}
     if event_type == "auth.user_created":
         return [Message(user_id, "account_created", params, envelope.get("org_id"))]
+    if event_type == "auth.sessions_revoked":
+        kind = SESSIONS_ENDED.get((envelope.get("data") or {}).get("reason_code"))
+        if kind is None:
+            return []
+        return [Message(user_id, kind, params, envelope.get("org_id"), "user", user_id)]
     kind = SECURITY_EVENTS[event_type]
     until = (envelope.get("data") or {}).get("locked_until")
     if until:
@@ -649,6 +668,7 @@ Planner = Callable[[ServiceSession, dict[str, Any], Any, Any], list[Message]]
 _PLANNERS: dict[str, Planner] = {
     "auth.user_created": _auth,
     **{event_type: _auth for event_type in SECURITY_EVENTS},
+    "auth.sessions_revoked": _auth,
     **{
         f"training.{name}": _booking
         for name in TRAINING_EVENTS

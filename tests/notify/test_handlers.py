@@ -554,6 +554,30 @@ def test_security_messages_go_whatever_the_choices(
     assert statuses == {"account_locked": QUEUED, "password_changed": QUEUED}
 
 
+def test_sessions_ended_tell_the_person_only_when_it_is_news(
+    db: ServiceSession, known: World, handle: Callable[..., Any]
+) -> None:
+    """An administrator's sign-out and a reused refresh token are security
+    messages; sessions ended by a password change (told by its own message)
+    or a deactivation tell nothing more."""
+    for reason in ("revoked", "refresh_token_reused", "password_changed", "logout"):
+        handle(
+            auth_event(
+                "auth.sessions_revoked",
+                "user",
+                known.tom.id,
+                org_id=known.elm,
+                data={"session_ids": [str(uuid.uuid4())], "reason_code": reason},
+                actor=known.ada.id if reason == "revoked" else None,
+            )
+        )
+    told = {e.kind: e for e in emails(db, known.tom.id)}
+    assert set(told) == {"sessions_revoked", "session_token_reused"}
+    assert all(e.status == QUEUED and e.category == "security" for e in told.values())
+    assert told["sessions_revoked"].subject == "You were signed out everywhere"
+    assert {n.kind for n in notifications(db, known.tom.id)} >= set(told)
+
+
 def test_digest_choice_holds_emails(
     db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
 ) -> None:
