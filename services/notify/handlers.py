@@ -198,7 +198,10 @@ def handle(
     apply_side_effects(db, envelope, now=now)
     actor = (envelope.get("actor") or {}).get("user_id")
     told = 0
-    for message in messages:
+    # In one order everywhere: telling takes each recipient's rate-limit lock
+    # (see ``messages.lock_recipient``), and two events telling the same
+    # people must not wait on each other in a circle.
+    for message in sorted(messages, key=lambda m: m.user_id):
         if message.user_id == actor and message.kind not in SECURITY_KINDS:
             continue
         notification = tell(
