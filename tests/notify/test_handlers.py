@@ -107,22 +107,35 @@ def test_a_request_tells_the_line_manager_by_app_and_email(
 def test_a_request_waiting_for_a_cpd_lead_tells_the_leads_of_school_and_trust(
     db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
 ) -> None:
-    trust_lead = str(uuid.uuid4())
+    trust_lead, ash, ash_lead = (str(uuid.uuid4()) for _ in range(3))
     handle(
         auth_event(
-            "auth.user_created",
-            "user",
-            trust_lead,
-            {
-                "username": "tina",
-                "given_name": "Tina",
-                "family_name": "Lead",
-                "email": "tina@example.org",
-                "org_id": known.trust,
-                "roles": [{"role": "cpd_lead", "org_id": known.trust}],
-            },
+            "auth.organisation_created",
+            "organisation",
+            ash,
+            {"kind": "school", "name": "Ash Primary", "parent_trust_id": known.trust},
+            org_id=ash,
         )
     )
+    for user_id, name, org in (
+        (trust_lead, "Tina", known.trust),
+        (ash_lead, "Abe", ash),
+    ):
+        handle(
+            auth_event(
+                "auth.user_created",
+                "user",
+                user_id,
+                {
+                    "username": name.lower(),
+                    "given_name": name,
+                    "family_name": "Lead",
+                    "email": f"{name.lower()}@example.org",
+                    "org_id": org,
+                    "roles": [{"role": "cpd_lead", "org_id": org}],
+                },
+            )
+        )
     event = event_info(known)
     context = booking_context(known, event, "pending_cpd_lead", lead_org=known.elm)
     training.bookings[context["booking"]["id"]] = context
@@ -135,6 +148,8 @@ def test_a_request_waiting_for_a_cpd_lead_tells_the_leads_of_school_and_trust(
 
     assert len(notifications(db, known.cleo.id, "booking_requested")) == 1
     assert len(notifications(db, trust_lead, "booking_requested")) == 1
+    # The lead of another school of the same trust decides nothing at Elm.
+    assert notifications(db, ash_lead, "booking_requested") == []
     [approved] = notifications(db, known.tom.id, "booking_approved")
     assert "a CPD lead decides next" in approved.body
     # Yves runs another school: never told.
