@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from plumbing.database import ServiceSession
@@ -284,10 +285,14 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_starttls_with_a_login(
-    db: ServiceSession, settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_tls_with_a_login(
+    db: ServiceSession, settings: Settings, tmp_path: Path, mode: str
 ) -> None:
+    """STARTTLS (port 587 style) and TLS from the first byte (port 465
+    style), each with a login, against a real server that demands both."""
     cert, key = _certificate(tmp_path)
+    implicit = ["--implicit-tls"] if mode == "ssl" else []
     sink = MailSink(
         tmp_path / "tls-mail",
         free_port(),
@@ -295,6 +300,7 @@ def test_starttls_with_a_login(
         str(cert),
         "--tls-key",
         str(key),
+        *implicit,
         "--auth",
         "cpd:s3cret-pass",
     )
@@ -303,53 +309,7 @@ def test_starttls_with_a_login(
         secure = replace(
             settings,
             smtp_port=sink.port,
-            smtp_tls="starttls",
-            smtp_ca_file=str(cert),
-            smtp_username="cpd",
-            smtp_password="s3cret-pass",
-        )
-        [good] = queue(db, secure)
-        send_due(db, secure, Transport(secure), datetime.now(UTC))
-        assert state(db, good).status == SENT
-        assert len(sink.wait_for(1)) == 1
-
-        wrong = replace(secure, smtp_password="wrong")
-        [refused] = queue(db, wrong)
-        send_due(db, wrong, Transport(wrong), datetime.now(UTC))
-        found = state(db, refused)
-        # A failed login is the server's settings: retried, not failed.
-        assert found.status == QUEUED and found.last_error.startswith("SMTP 535")
-
-        plain = replace(secure, smtp_tls="none")
-        [no_tls] = queue(db, plain)
-        send_due(db, plain, Transport(plain), datetime.now(UTC))
-        assert state(db, no_tls).status == QUEUED  # the server demands STARTTLS
-        assert len(sink.messages()) == 1
-    finally:
-        sink.stop()
-
-
-def test_implicit_tls_with_a_login(
-    db: ServiceSession, settings: Settings, tmp_path: Path
-) -> None:
-    cert, key = _certificate(tmp_path)
-    sink = MailSink(
-        tmp_path / "ssl-mail",
-        free_port(),
-        "--tls-cert",
-        str(cert),
-        "--tls-key",
-        str(key),
-        "--implicit-tls",
-        "--auth",
-        "cpd:s3cret-pass",
-    )
-    sink.start()
-    try:
-        secure = replace(
-            settings,
-            smtp_port=sink.port,
-            smtp_tls="ssl",
+            smtp_tls=mode,
             smtp_ca_file=str(cert),
             smtp_username="cpd",
             smtp_password="s3cret-pass",
@@ -360,8 +320,16 @@ def test_implicit_tls_with_a_login(
         [message] = sink.wait_for(1)
         assert body_text(message)
 
-        # A client that does not speak TLS first gets no answer it can use.
-        plain = replace(secure, smtp_tls="none")
+        wrong = replace(secure, smtp_password="wrong")
+        [refused] = queue(db, wrong)
+        send_due(db, wrong, Transport(wrong), datetime.now(UTC))
+        found = state(db, refused)
+        # A failed login is the server's settings: retried, not failed.
+        assert found.status == QUEUED and found.last_error.startswith("SMTP 535")
+
+        # Without TLS the server takes nothing: it demands STARTTLS, or
+        # (implicit TLS) never understands the plain greeting.
+        plain = replace(secure, smtp_tls="none", smtp_timeout=1)
         [no_tls] = queue(db, plain)
         send_due(db, plain, Transport(plain), datetime.now(UTC))
         assert state(db, no_tls).status == QUEUED
