@@ -38,7 +38,7 @@ from gateway.audit_schemas import (
     AuditPublicKeySchema,
     AuditVerifySchema,
 )
-from gateway.dependencies import GatewayRpc
+from gateway.dependencies import Deny, GatewayRpc
 from gateway.http import route
 from gateway.problems import describe
 from plumbing.errors import Forbidden, ValidationFailed
@@ -100,6 +100,8 @@ class AuditRoutes:
     whose ``request_context`` and ``deny`` dependencies they use."""
 
     audit_rpc = GatewayRpc("audit")
+    # Declared by the gateway service class; only its type is given here.
+    deny: Deny
 
     @route(
         "GET",

@@ -11,7 +11,11 @@ apispec registers from here never collide with those of
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from marshmallow import RAISE, Schema, fields, validate
+
+from gateway.schemas import FieldOptions
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -25,7 +29,7 @@ class _StrictQuery(Schema):
         unknown = RAISE
 
 
-def _text(max_length: int, **kwargs: object) -> fields.String:
+def _text(max_length: int, **kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 

@@ -9,7 +9,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import eventlet
 import structlog
@@ -218,6 +218,20 @@ class RequestContext(DependencyProvider):
         structlog.contextvars.unbind_contextvars("request_id", "user_id", "org_id")
 
 
+class Deny(Protocol):
+    """What ``self.deny`` is in a worker: see :class:`DenialPublisher`."""
+
+    def __call__(
+        self,
+        caller: Identity,
+        *,
+        subject_type: str,
+        subject_id: str,
+        action: str,
+        org_id: str | None = None,
+    ) -> None: ...
+
+
 class DenialPublisher(DependencyProvider):
     """Gives ``self.deny(caller, ...)``: publishes ``authz.denied`` when the
     gateway itself refuses a request for something outside the caller's
@@ -247,7 +261,7 @@ class DenialPublisher(DependencyProvider):
         except Exception as error:  # noqa: BLE001 (retried on the first denial)
             log.warning("topology_declare_failed", error=repr(error))
 
-    def get_dependency(self, worker_ctx: Any) -> Any:
+    def get_dependency(self, worker_ctx: Any) -> Deny:
         def deny(
             caller: Identity,
             *,

@@ -66,13 +66,24 @@ def accept_request_id(value: str | None) -> str:
     return str(uuid.uuid4())
 
 
+_REQUEST_ID_ENVIRON_KEY = "cpd.request_id"
+
+
 def request_id_of(request: Request) -> str:
-    """The request id :class:`ApiRoute` gave this request."""
-    rid = getattr(request, "request_id", None)
+    """The request id :class:`ApiRoute` gave this request (kept in its WSGI
+    environ, which every :class:`Request` over the same call shares)."""
+    rid = request.environ.get(_REQUEST_ID_ENVIRON_KEY)
     if rid is None:
         rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-        request.request_id = rid  # type: ignore[attr-defined]
-    return rid
+        request.environ[_REQUEST_ID_ENVIRON_KEY] = rid
+    return str(rid)
+
+
+class RoutedRequest(Request):
+    """A request with the values its route matched in the path, as nameko's
+    own WSGI app gives them to the handler."""
+
+    path_values: dict[str, Any]
 
 
 class GatewayWsgiApp(WsgiApp):
@@ -80,7 +91,7 @@ class GatewayWsgiApp(WsgiApp):
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         started = time.monotonic()
-        request = Request(environ, shallow=True)
+        request = RoutedRequest(environ, shallow=True)
         rid = request_id_of(request)
         try:
             adapter = self.url_map.bind_to_environ(environ)
@@ -170,7 +181,7 @@ class ApiRoute(HttpRequestHandler):
         self.tag = tag
         self.content_type = content_type
 
-    def handle_request(self, request: Request) -> Response:
+    def handle_request(self, request: RoutedRequest) -> Response:
         started = time.monotonic()
         rid = request_id_of(request)
         request.shallow = False

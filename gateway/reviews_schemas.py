@@ -9,7 +9,11 @@ OpenAPI document.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from marshmallow import RAISE, Schema, fields, validate
+
+from gateway.schemas import FieldOptions
 
 MAX_TEXT = 20_000
 STATES = (
@@ -43,11 +47,11 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-def _id(**kwargs: object) -> fields.String:
+def _id(**kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=64), **kwargs)
 
 
-def _text(max_length: int = MAX_TEXT, **kwargs: object) -> fields.String:
+def _text(max_length: int = MAX_TEXT, **kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 

@@ -9,6 +9,9 @@ for the OpenAPI document and are not used to filter them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypedDict, Unpack
+
 from marshmallow import RAISE, Schema, fields, validate
 
 MAX_PAGE = 100
@@ -20,12 +23,26 @@ USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 MAX_SECRET = 1024
 
 
+class FieldOptions(TypedDict, total=False):
+    """The marshmallow field options that the field helpers of the gateway's
+    schemas pass on, so that a misspelt or mistyped option is a type error."""
+
+    required: bool
+    allow_none: bool
+    load_default: Any
+    dump_default: Any
+    data_key: str
+    load_only: bool
+    dump_only: bool
+    metadata: Mapping[str, Any]
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
 
-def _text(max_length: int, **kwargs: object) -> fields.String:
+def _text(max_length: int, **kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
@@ -35,7 +52,7 @@ def _secret() -> fields.String:
     )
 
 
-def _id(**kwargs: object) -> fields.String:
+def _id(**kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=64), **kwargs)
 
 
@@ -118,8 +135,8 @@ class UserUpdateSchema(UserFieldsSchema):
         fields.Nested(RoleGrantSchema), validate=validate.Length(max=50)
     )
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(partial=True, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)
 
 
 class UsersImportSchema(StrictSchema):

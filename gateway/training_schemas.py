@@ -9,7 +9,11 @@ Money is a string with two decimals; times are ISO 8601.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from marshmallow import RAISE, Schema, fields, validate
+
+from gateway.schemas import FieldOptions
 
 NON_NEGATIVE = validate.Range(min=0)
 MAX_ID = 64
@@ -20,25 +24,25 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-def _text(max_length: int, **kwargs: object) -> fields.String:
+def _text(max_length: int, **kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
-def _id(**kwargs: object) -> fields.String:
+def _id(**kwargs: Unpack[FieldOptions]) -> fields.String:
     return _text(MAX_ID, **kwargs)
 
 
-def _money(**kwargs: object) -> fields.Decimal:
+def _money(**kwargs: Unpack[FieldOptions]) -> fields.Decimal:
     return fields.Decimal(places=2, as_string=True, validate=NON_NEGATIVE, **kwargs)
 
 
-def _hours(**kwargs: object) -> fields.Decimal:
+def _hours(**kwargs: Unpack[FieldOptions]) -> fields.Decimal:
     return fields.Decimal(
         places=2, as_string=True, validate=validate.Range(min=0, max=1000), **kwargs
     )
 
 
-def _year(**kwargs: object) -> fields.Integer:
+def _year(**kwargs: Unpack[FieldOptions]) -> fields.Integer:
     return fields.Integer(validate=validate.Range(min=2000, max=2100), **kwargs)
 
 
