@@ -12,9 +12,9 @@ import weakref
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from plumbing import config
 from plumbing.envelope import make_event
@@ -23,6 +23,23 @@ from plumbing.outbox import OutboxRelay, insert_event, insert_events
 
 # psycopg2's TRANSACTION_STATUS_IDLE: connected, no transaction open.
 _PG_IDLE = 0
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """The :class:`Table` of a declarative model, for Core statements
+    (SQLAlchemy types ``__table__`` as any ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed as
+    returning a plain ``Result``; for such a statement it is a ``CursorResult``."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("Not the result of an UPDATE or DELETE")
+    return result.rowcount
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -276,7 +276,9 @@ def validate_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
     try:
         return _schema.load(envelope)
     except ValidationError as error:
-        raise ValidationFailed("Event envelope is not valid", error.messages) from None
+        raise ValidationFailed(
+            "Event envelope is not valid", error.messages_dict
+        ) from None
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:

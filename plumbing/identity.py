@@ -18,7 +18,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from nameko.extensions import DependencyProvider
 
@@ -28,6 +28,10 @@ CONTEXT_KEY = "identity"
 REQUEST_ID_KEY = "request_id"
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+# The mark of an RPC method's access rule, which a test checks every method has.
+ACCESS_MARK = "__cpd_access__"
 
 
 @dataclass(frozen=True)
@@ -114,26 +118,28 @@ def require_service(
     raise Forbidden(f"Only the {', '.join(sorted(services))} service may call this")
 
 
-def authenticated(func: F) -> F:
+def authenticated(
+    func: Callable[Concatenate[Any, Identity, P], R],
+) -> Callable[Concatenate[Any, P], R]:
     """Refuse the call unless it carries an identity; pass it as ``caller``.
 
     Use under ``@rpc``: ``def get_user(self, caller, user_id)``.
     """
 
     @functools.wraps(func)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
         caller = getattr(self, "caller", None)
         if caller is None:
             raise Unauthenticated("This call needs an authenticated caller")
         return func(self, caller, *args, **kwargs)
 
-    wrapper.__cpd_access__ = "authenticated"  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    setattr(wrapper, ACCESS_MARK, "authenticated")
+    return wrapper
 
 
 def anonymous(func: F) -> F:
     """Mark an RPC method that may be called with no identity (e.g. login)."""
-    func.__cpd_access__ = "anonymous"  # type: ignore[attr-defined]
+    setattr(func, ACCESS_MARK, "anonymous")
     return func
 
 

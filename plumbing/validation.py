@@ -24,4 +24,4 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
     try:
         return schema.load(data)
     except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
+        raise ValidationFailed(fields=error.messages_dict) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Protocol
 
 from kombu import Connection, Queue
 from nameko.events import BROADCAST, SINGLETON, EventHandler
@@ -24,7 +24,13 @@ from plumbing import config, topology
 from scripts.processes import PROCESS_MODULES
 
 
-def _service_classes() -> list[type]:
+class ServiceClass(Protocol):
+    """A nameko service class: its ``name`` names its queues."""
+
+    name: str
+
+
+def _service_classes() -> list[type[ServiceClass]]:
     classes = []
     for target in PROCESS_MODULES.values():
         module_path, class_name = target.split(":")
@@ -32,7 +38,7 @@ def _service_classes() -> list[type]:
     return classes
 
 
-def handler_queues(service_cls: type) -> list[Queue]:
+def handler_queues(service_cls: type[ServiceClass]) -> list[Queue]:
     """The durable queues nameko declares for ``service_cls``'s event handlers
     (the same names, bindings and flags) and its ``consume`` entrypoints
     (their own queues), leaving out per-instance broadcast queues, which only

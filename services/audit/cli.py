@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(item, sort_keys=True))
             return 0
         if args.command == "verify":
-            public = crypto.load_signing_key().public_key()
-            result = queries.verify_stored_chain(session, public)
+            public_key = crypto.load_signing_key().public_key()
+            result = queries.verify_stored_chain(session, public_key)
             print(json.dumps(result, indent=2))
             return 0 if result["ok"] else 1
         return _export(session, args.from_seq, args.to_seq)
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _export(session: Session, from_seq: int, to_seq: int | None) -> int:
     key = crypto.load_signing_key()
-    orgs = set(session.execute(select(LogEntry.org_id).distinct()).scalars())
+    orgs: set[str | None] = set(
+        session.execute(select(LogEntry.org_id).distinct()).scalars()
+    )
     cursor = None
     while True:
         page = export.export_page(

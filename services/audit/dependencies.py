@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import structlog
 from nameko.extensions import DependencyProvider
@@ -31,6 +31,10 @@ log = structlog.get_logger()
 CHECKPOINT_INTERVAL = 300.0
 
 
+@overload
+def _setting(container: Any, key: str) -> str | None: ...
+@overload
+def _setting(container: Any, key: str, default: str) -> str: ...
 def _setting(container: Any, key: str, default: str | None = None) -> str | None:
     return container.config.get(key) or os.environ.get(key) or default
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -66,10 +67,13 @@ def _cursor(text: str | None) -> tuple[int, int] | None:
 def export_page(
     session: Session,
     signing_key: Ed25519PrivateKey,
-    orgs: set[str],
+    orgs: AbstractSet[str | None],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """One page of an export; see the module docstring for the format."""
+    """One page of an export; see the module docstring for the format.
+
+    ``orgs`` are the organisations whose entries are shown; ``None`` among
+    them shows the entries of no organisation (the command line's export)."""
     head_seq = session.execute(select(ChainHead.seq)).scalar_one()
     from_seq = params["from_seq"]
     cursor = _cursor(params.get("cursor"))
@@ -100,7 +104,7 @@ def export_page(
 def _jsonl_page(
     session: Session,
     key: Ed25519PrivateKey,
-    orgs: set[str],
+    orgs: AbstractSet[str | None],
     rows: list[Any],
     from_seq: int,
     to_seq: int,
@@ -188,7 +192,7 @@ def _seal(
 def _csv_page(
     session: Session,
     key: Ed25519PrivateKey,
-    orgs: set[str],
+    orgs: AbstractSet[str | None],
     rows: list[Any],
     from_seq: int,
     to_seq: int,

@@ -212,11 +212,11 @@ class Ingestor:
         valid: list[dict[str, Any]] = []
         dead: list[DeadLetterRecord] = []
         for message in batch:
-            envelope, problem = _parse(message)
-            if envelope is not None:
-                valid.append(envelope)
+            parsed = _parse(message)
+            if isinstance(parsed, DeadLetterRecord):
+                dead.append(parsed)
             else:
-                dead.append(problem)
+                valid.append(parsed)
         return valid, dead
 
     def _commit(self, valid: list[dict], dead: list[DeadLetterRecord]) -> bool:
@@ -312,7 +312,7 @@ class Ingestor:
             self._dead_connection = None
 
 
-def _parse(message: Any) -> tuple[dict[str, Any] | None, DeadLetterRecord]:
+def _parse(message: Any) -> dict[str, Any] | DeadLetterRecord:
     """The valid envelope of a message, or the dead-letter record saying why not."""
     body = (
         message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -320,8 +320,8 @@ def _parse(message: Any) -> tuple[dict[str, Any] | None, DeadLetterRecord]:
     info = message.delivery_info or {}
     message_id = (message.properties or {}).get("message_id")
 
-    def dead(reason: str, detail: str) -> tuple[None, DeadLetterRecord]:
-        return None, DeadLetterRecord(
+    def dead(reason: str, detail: str) -> DeadLetterRecord:
+        return DeadLetterRecord(
             reason=reason,
             detail=detail,
             body=body,
@@ -341,4 +341,4 @@ def _parse(message: Any) -> tuple[dict[str, Any] | None, DeadLetterRecord]:
     except ValidationFailed as error:
         # Field names and marshmallow's messages only: never the values.
         return dead("invalid_envelope", json.dumps(error.fields, default=str))
-    return envelope, None  # type: ignore[return-value]
+    return envelope

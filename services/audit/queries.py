@@ -76,7 +76,7 @@ class Decrypter:
         self.keys: dict[str, bytes | None] = {}
 
     def load(self, entries: Iterable[dict[str, Any]]) -> None:
-        wanted = set()
+        wanted: set[str] = set()
         for entry in entries:
             _collect_key_ids(entry.get("event"), wanted)
         wanted -= set(self.keys)

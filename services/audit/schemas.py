@@ -75,4 +75,6 @@ def load(schema: Schema, data: dict[str, Any] | None) -> dict[str, Any]:
     try:
         return schema.load({k: v for k, v in (data or {}).items() if v is not None})
     except ValidationError as error:
-        raise ValidationFailed("The request is not valid", error.messages) from None
+        raise ValidationFailed(
+            "The request is not valid", error.messages_dict
+        ) from None

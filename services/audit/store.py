@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from plumbing.database import table_of
 from services.audit import chain, crypto
 from services.audit.canonical import canonical_text
 from services.audit.models import (
@@ -33,11 +34,11 @@ from services.audit.models import (
 
 CHECKPOINT_EVERY = 1000
 
-LOG = LogEntry.__table__
-HEAD = ChainHead.__table__
-CHECKPOINTS = Checkpoint.__table__
-KEYS = SubjectKey.__table__
-DEAD = DeadLetter.__table__
+LOG = table_of(LogEntry)
+HEAD = table_of(ChainHead)
+CHECKPOINTS = table_of(Checkpoint)
+KEYS = table_of(SubjectKey)
+DEAD = table_of(DeadLetter)
 
 
 @dataclass
@@ -284,14 +285,16 @@ class ChainStore:
                 )
             )
         }
-        missing = [
+        missing: list[dict[str, Any]] = [
             {"subject": subject, "key_id": key_id, "key": key, "created_at": now}
             for subject in sorted(subjects - set(found))
             for key_id, key in [crypto.new_subject_key()]
         ]
         if missing:
             conn.execute(insert(KEYS), missing)
-        keys = {row["subject"]: (row["key_id"], row["key"]) for row in missing}
+        keys: dict[str, tuple[str, bytes]] = {
+            row["subject"]: (row["key_id"], row["key"]) for row in missing
+        }
         for subject, (key_id, key) in found.items():
             keys[subject] = (
                 (key_id, key) if key else ("erased", secrets.token_bytes(32))

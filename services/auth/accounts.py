@@ -186,7 +186,7 @@ def _credentials_of(db: ServiceSession, username: object) -> Any:
 
 
 def _recent_failures(db: ServiceSession, ip: str, now: datetime) -> int:
-    return db.scalar(
+    return db.execute(
         select(func.count())
         .select_from(LoginAttempt)
         .where(
@@ -194,7 +194,7 @@ def _recent_failures(db: ServiceSession, ip: str, now: datetime) -> int:
             LoginAttempt.success.is_(False),
             LoginAttempt.at > now - IP_WINDOW,
         )
-    )
+    ).scalar_one()
 
 
 def _record_attempt(

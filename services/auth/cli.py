@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from plumbing import config, migrations
@@ -66,10 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _session(url: str) -> ServiceSession:
-    factory = sessionmaker(
-        bind=make_engine(url), class_=ServiceSession, expire_on_commit=False
-    )
+def _session(engine: Engine) -> ServiceSession:
+    factory = sessionmaker(bind=engine, class_=ServiceSession, expire_on_commit=False)
     return factory()
 
 
@@ -91,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("auth database is up to date")
         return 0
 
-    db = _session(url)
+    engine = make_engine(url)
+    db = _session(engine)
     try:
         return _run(db, args)
     except PlatformError as error:
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         db.close()
-        db.get_bind().dispose()
+        engine.dispose()
 
 
 def _run(db: ServiceSession, args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ COLUMNS = (
     "line_manager_username",
 )
 MAX_ROWS = 5000
+# Where csv puts the values of a row beyond the header's columns.
+EXTRA_VALUES = "_extra_values"
 
 
 def import_users(
@@ -100,7 +102,10 @@ def import_users(
 def _parse(csv_text: object) -> list[dict[str, str]]:
     if not isinstance(csv_text, str) or not csv_text.strip():
         raise ImportInvalid(fields={"csv_text": ["Expected CSV text with a header."]})
-    reader = csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff")))
+    # The header must be COLUMNS, so no column is called EXTRA_VALUES.
+    reader = csv.DictReader(
+        io.StringIO(csv_text.lstrip("\ufeff")), restkey=EXTRA_VALUES
+    )
     header = [name.strip() for name in reader.fieldnames or []]
     if header != list(COLUMNS):
         raise ImportInvalid(
@@ -135,14 +140,14 @@ def _check_rows(
 
     for number, row in enumerate(rows, start=2):
         errors: dict[str, list[str]] = {}
-        extra = row.pop(None, None)  # type: ignore[call-overload]
+        extra = row.pop(EXTRA_VALUES, None)
         if extra:
             errors["_row"] = ["More values than columns."]
         cleaned = {key: (value or "").strip() for key, value in row.items()}
         try:
             values = schema.load(cleaned)
         except ValidationError as error:
-            errors.update(error.messages)  # type: ignore[arg-type]
+            errors.update(error.messages_dict)
             values = {}
 
         username = cleaned.get("username", "").lower()

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select
 
-from plumbing.database import ServiceSession
+from plumbing.database import ServiceSession, table_of
 from plumbing.envelope import diff
 from plumbing.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from plumbing.identity import Identity, deny
@@ -436,8 +436,8 @@ def get_user(db: ServiceSession, caller: Identity, user_id: object) -> dict[str,
 # so that its SQLAlchemy cache key is computed once. Core rows skip the ORM's
 # identity map and loading machinery, which cost more than the query; the
 # answer is dumped with the same schema as every other user.
-_USERS = User.__table__
-_GRANTS = RoleGrant.__table__
+_USERS = table_of(User)
+_GRANTS = table_of(RoleGrant)
 _CURRENT_USER = (
     select(
         _USERS,

@@ -134,8 +134,12 @@ def apply_auth_event(db: ServiceSession, envelope: dict[str, Any]) -> Contact | 
         return None
     if event_type in ("auth.role_granted", "auth.role_revoked"):
         data = envelope.get("data") or {}
-        grant = {"role": data.get("role"), "org_id": data.get("role_org_id")}
-        apply_role(db, subject_id, grant, event_type == "auth.role_granted", when)
+        role, role_org_id = data.get("role"), data.get("role_org_id")
+        # Auth always names both; a grant without them would match no role.
+        if isinstance(role, str) and isinstance(role_org_id, str):
+            grant = {"role": role, "org_id": role_org_id}
+            granted = event_type == "auth.role_granted"
+            apply_role(db, subject_id, grant, granted, when)
         return db.get(Contact, subject_id)
     if event_type == "auth.user_deactivated":
         values = {"active": False}

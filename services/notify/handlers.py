@@ -304,7 +304,8 @@ def _auth(db: ServiceSession, envelope: dict[str, Any], *_: Any) -> list[Message
     if event_type == "auth.user_created":
         return [Message(user_id, "account_created", params, envelope.get("org_id"))]
     if event_type == "auth.sessions_revoked":
-        kind = SESSIONS_ENDED.get((envelope.get("data") or {}).get("reason_code"))
+        reason = (envelope.get("data") or {}).get("reason_code")
+        kind = SESSIONS_ENDED.get(reason) if isinstance(reason, str) else None
         if kind is None:
             return []
         return [Message(user_id, kind, params, envelope.get("org_id"), "user", user_id)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from plumbing.database import ServiceSession
+from plumbing.database import ServiceSession, rows_matched
 from plumbing.errors import NotFound
 from plumbing.identity import Identity, deny
 from services.notify.models import Notification
@@ -108,4 +108,4 @@ def mark_all_read(
         .values(read_at=now)
     )
     db.commit()
-    return {"marked": result.rowcount}
+    return {"marked": rows_matched(result)}

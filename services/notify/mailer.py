@@ -40,7 +40,7 @@ import structlog
 from nameko.extensions import DependencyProvider
 from sqlalchemy import or_, select, update
 
-from plumbing.database import Database, ServiceSession
+from plumbing.database import Database, ServiceSession, rows_matched
 from services.notify import events
 from services.notify import settings as notify_settings
 from services.notify.messages import forget_code
@@ -242,7 +242,7 @@ def claim(
         .execution_options(synchronize_session=False)
     )
     db.commit()
-    if taken.rowcount != 1:
+    if rows_matched(taken) != 1:
         return None
     return db.get(Email, email_id, populate_existing=True)
 

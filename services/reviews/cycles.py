@@ -201,11 +201,12 @@ def add_review(
     cycle = administered_cycle(db, caller, cycle_id, "reviews.add_review")
     orgs = directory.schools_of(db, cycle.org_id)
     person = _staff_member(db, values["reviewee_id"], orgs, "reviewee_id")
-    reviewer_id = values["reviewer_id"] or _default_reviewer(person)
+    requested: str | None = values["reviewer_id"]
+    reviewer_id = requested or _default_reviewer(person)
     if reviewer_id == person.id:
         raise ReviewerIsReviewee(fields={"reviewer_id": ["Cannot be the reviewee."]})
-    if values["reviewer_id"]:
-        _staff_member(db, reviewer_id, admin_orgs(caller), "reviewer_id")
+    if requested:
+        _staff_member(db, requested, admin_orgs(caller), "reviewer_id")
     exists = db.scalar(
         select(Review.id).where(
             Review.cycle_id == cycle.id, Review.reviewee_id == person.id

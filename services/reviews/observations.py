@@ -186,7 +186,7 @@ def acknowledge_observation(
         not isinstance(response, str) or not 0 < len(response) <= MAX_TEXT
     ):
         raise ValidationFailed(fields={"response": [f"1 to {MAX_TEXT} characters."]})
-    changes = {
+    changes: dict[str, dict[str, str | None]] = {
         "state": {"before": observation_state(observation), "after": "acknowledged"}
     }
     if response is not None:

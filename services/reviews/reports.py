@@ -99,7 +99,9 @@ def cycle_report(
             select(DirectoryOrganisation.id, DirectoryOrganisation.name).where(
                 DirectoryOrganisation.id.in_(orgs)
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     parts = [
         _part(cycle, org, names.get(org), states[org], statuses[org], today)

@@ -224,11 +224,11 @@ def _place(
 ) -> None:
     """Book the place if one is free, else join the waitlist. The event row
     must be locked by the caller."""
-    booked = db.scalar(
+    booked = db.execute(
         select(func.count()).where(
             Booking.event_id == event.id, Booking.status == "booked"
         )
-    )
+    ).scalar_one()
     if booked < event.capacity:
         booking.status = "booked"
         booking.updated_at = now
@@ -258,11 +258,11 @@ def fill_from_waitlist(db: ServiceSession, event: Event, *, now: datetime) -> in
     once the event's first session has started. The event must be locked."""
     if event.status != "scheduled" or event.starts_at <= now:
         return 0
-    booked = db.scalar(
+    booked = db.execute(
         select(func.count()).where(
             Booking.event_id == event.id, Booking.status == "booked"
         )
-    )
+    ).scalar_one()
     free = max(event.capacity - booked, 0)
     if not free:
         return 0

@@ -191,7 +191,9 @@ def dump_event(db: ServiceSession, event: Event) -> dict[str, Any]:
             select(Booking.status, func.count())
             .where(Booking.event_id == event.id)
             .group_by(Booking.status)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     return {
         "id": event.id,

@@ -224,7 +224,9 @@ def committed(db: ServiceSession, org_ids: list[str], year: int) -> Decimal:
         Absence.start_date < after,
     )
     return Decimal(
-        db.scalar(bookings) + db.scalar(external) + db.scalar(cover)  # type: ignore[operator]
+        db.execute(bookings).scalar_one()
+        + db.execute(external).scalar_one()
+        + db.execute(cover).scalar_one()
     )
 
 

@@ -110,7 +110,8 @@ def _apply_organisation(
 
 def _apply_user(
     db: ServiceSession, user_id: str, org_id: str | None, values: dict[str, Any]
-) -> None:
+) -> Staff:
+    """Apply a user's values to their copy, made if missing; the copy."""
     staff = staff_member(db, user_id, values.get("org_id") or org_id or "")
     if "org_id" in values and "line_manager_id" in values:
         staff.synced = True  # the whole user, as created
@@ -125,6 +126,7 @@ def _apply_user(
         given = values.get("given_name", names[0])
         family = values.get("family_name", names[1] if len(names) > 1 else "")
         staff.display_name = f"{given} {family}".strip()
+    return staff
 
 
 def ensure_organisation(
@@ -153,8 +155,8 @@ def ensure_staff(db: ServiceSession, caller: Identity, auth: AuthLookup | None) 
         return
     found = auth.get_user(caller.user_id)
     if found:
-        _apply_user(db, caller.user_id, caller.org_id, _user_values(found))
-        db.get(Staff, caller.user_id).synced = True  # type: ignore[union-attr]
+        staff = _apply_user(db, caller.user_id, caller.org_id, _user_values(found))
+        staff.synced = True
         db.commit()
 
 
@@ -166,8 +168,8 @@ def ensure_user(db: ServiceSession, user_id: str, auth: AuthLookup | None) -> No
         return
     found = auth.get_user(user_id)
     if found and found.get("org_id"):
-        _apply_user(db, user_id, found["org_id"], _user_values(found))
-        db.get(Staff, user_id).synced = True  # type: ignore[union-attr]
+        staff = _apply_user(db, user_id, found["org_id"], _user_values(found))
+        staff.synced = True
         db.commit()
 
 
@@ -183,8 +185,8 @@ def ensure_manager(
         return
     found = auth.get_user(user_id)
     if found and found.get("line_manager_id") == caller.user_id:
-        _apply_user(db, user_id, found.get("org_id"), _user_values(found))
-        db.get(Staff, user_id).synced = True  # type: ignore[union-attr]
+        staff = _apply_user(db, user_id, found.get("org_id"), _user_values(found))
+        staff.synced = True
         db.commit()
 
 

@@ -42,7 +42,11 @@ from services.training.schemas import (
     load,
 )
 
-SESSION_WEIGHT = {"attended": Decimal("1"), "partial": Decimal("0.5"), "absent": 0}
+SESSION_WEIGHT = {
+    "attended": Decimal("1"),
+    "partial": Decimal("0.5"),
+    "absent": Decimal("0"),
+}
 
 
 def record_attendance(
@@ -118,8 +122,8 @@ def complete_event(
     ).all()
     attended: dict[str, Decimal] = {}
     for booking_id, status in weights:
-        attended[booking_id] = attended.get(booking_id, Decimal(0)) + Decimal(
-            SESSION_WEIGHT[status]
+        attended[booking_id] = (
+            attended.get(booking_id, Decimal(0)) + SESSION_WEIGHT[status]
         )
     zone = ZoneInfo(organisation(db, event.org_id).timezone)
     created = 0
@@ -274,20 +278,22 @@ def target_progress(
         db, caller, user_id or caller.user_id, "training.target_progress"
     )
     first, after = year_bounds(year)
-    done = db.scalar(
+    done = db.execute(
         select(func.coalesce(func.sum(CpdRecord.hours), 0)).where(
             CpdRecord.user_id == staff.user_id,
             CpdRecord.activity_date >= first,
             CpdRecord.activity_date < after,
         )
-    )
+    ).scalar_one()
     target = target_for(db, staff, year)
     return {
         "user_id": staff.user_id,
         "year": year,
         "hours": hours(done),
         "target": hours(target) if target is not None else None,
-        "remaining": hours(max(target - done, 0)) if target is not None else None,
+        "remaining": (
+            hours(max(target - done, Decimal(0))) if target is not None else None
+        ),
         "met": target is not None and done >= target,
     }
 

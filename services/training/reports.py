@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Numeric,
     and_,
     case,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased
 
 from plumbing.database import ServiceSession
 from plumbing.identity import Identity
@@ -91,12 +92,13 @@ def hours_report(
     group = params["group_by"]
     department = func.coalesce(Staff.department, "")
     trust = func.coalesce(Organisation.parent_trust_id, CpdRecord.org_id)
-    keys = {
+    columns: dict[str, list[ColumnElement[Any] | QueryableAttribute[Any]]] = {
         "person": [CpdRecord.user_id, Staff.display_name, CpdRecord.org_id],
         "department": [CpdRecord.org_id, department.label("department")],
         "school": [CpdRecord.org_id],
         "trust": [trust.label("trust_id")],
-    }[group]
+    }
+    keys = columns[group]
     query = (
         select(
             *keys,

@@ -5,6 +5,7 @@ method here says who may call it and what it emits, and hands over."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from nameko.events import SERVICE_POOL, event_handler
@@ -110,7 +111,7 @@ class TrainingService:
         try:
             validate_envelope(payload)
         except (ValidationFailed, TypeError, AttributeError):
-            fields = getattr(payload, "keys", lambda: [])()
+            fields: Iterable[object] = getattr(payload, "keys", lambda: [])()
             self.log.error("auth_event_dropped", keys=sorted(map(str, fields)))
             return
         directory.apply_auth_event(self.db, payload, self.now())
