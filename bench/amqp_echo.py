@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from typing import Any
 
@@ -63,7 +64,7 @@ def serve(amqp_uri: str, queue_name: str, ready: Event, stop: Event) -> None:
 
 
 @contextmanager
-def echo_server(amqp_uri: str, queue_name: str) -> Iterator[multiprocessing.Process]:
+def echo_server(amqp_uri: str, queue_name: str) -> Iterator[BaseProcess]:
     """Run :func:`serve` in a separate process; stop it on leaving, whatever happens."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()

@@ -47,6 +47,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,9 @@ class Rate:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def _start_raw_consumer(amqp_uri: str, total: int) -> tuple[Any, Any, Any]:
+def _start_raw_consumer(amqp_uri: str, total: int) -> tuple[BaseProcess, Any, Any, Any]:
+    """The started consumer process and its shared values: when it started,
+    when it was done, and its CPU seconds."""
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     started, done, used = (context.Value("d", 0.0) for _ in range(3))
@@ -186,8 +189,7 @@ def _start_raw_consumer(amqp_uri: str, total: int) -> tuple[Any, Any, Any]:
     consumer.start()
     if not ready.wait(30):
         raise RuntimeError("the raw consumer did not subscribe")
-    consumer.cpu_used = used  # type: ignore[attr-defined]
-    return consumer, started, done
+    return consumer, started, done, used
 
 
 def measure_raw(amqp_uri: str, total: int) -> Rate:
@@ -195,7 +197,7 @@ def measure_raw(amqp_uri: str, total: int) -> Rate:
     from plumbing import topology
 
     topology.declare(amqp_uri)
-    consumer, _, done = _start_raw_consumer(amqp_uri, total)
+    consumer, _, done, _ = _start_raw_consumer(amqp_uri, total)
     wall_offset = time.time() - time.monotonic()
     start, published = _publish_all(amqp_uri, total)
     consumer.join(timeout=300)
@@ -221,10 +223,10 @@ def measure_raw_backlog(amqp_uri: str, total: int) -> tuple[Rate, dict[str, floa
     """Backlog: the raw consumer drains ``total`` queued events; the rate and
     the CPU seconds used meanwhile (see :func:`bench.cpu.accounting`)."""
     publish_seconds = fill_backlog(amqp_uri, total)
-    consumer, started, done = _start_raw_consumer(amqp_uri, total)
+    consumer, started, done, cpu_used = _start_raw_consumer(amqp_uri, total)
     with cpu.accounting({}) as used:
         consumer.join(timeout=300)
-    used["consumer"] = round(consumer.cpu_used.value, 3)
+    used["consumer"] = round(cpu_used.value, 3)
     used["others"] = round(max(0.0, used["others"] - used["consumer"]), 3)
     return Rate(total, done.value - started.value, publish_seconds), used
 
@@ -306,7 +308,10 @@ class AuditRun:
         dsn = self.db_url.replace("postgresql+psycopg2://", "postgresql://")
         with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT seq FROM chain_head")
-            return int(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            if row is None:
+                raise RuntimeError("the audit database has no chain head")
+            return int(row[0])
 
     def wait_stored(self, count: int, timeout: float = 300) -> float:
         """Poll until ``count`` entries are stored; the monotonic time then."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from scripts.processes import ROOT
 
@@ -96,7 +97,7 @@ class _NoMail:
     def send_password_reset(self, *_args: object) -> dict[str, None]:
         return {"email_id": None}
 
-    def send_invitations(self, invitations: list[object]) -> dict[str, int]:
+    def send_invitations(self, invitations: list[dict[str, Any]]) -> dict[str, Any]:
         return {"queued": len(invitations)}
 
 

@@ -352,7 +352,10 @@ def seed(dsn: str, schools: int, staff: int, bookings: int, records: int) -> lis
                     for day in [FIRST_DAY + timedelta(days=rng.randrange(300))]
                 ),
             )
-            kinds = (("internal", "course"), ("external", "conference"))
+            kinds: tuple[tuple[str, str], ...] = (
+                ("internal", "course"),
+                ("external", "conference"),
+            )
             kinds += (("informal", "reading"), ("informal", "webinar"))
             _copy(
                 cur,
