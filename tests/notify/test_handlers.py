@@ -728,6 +728,21 @@ def test_contacts_follow_auth_events_in_any_order(
     assert db.get(Contact, known.tom.id).active is False
 
 
+def test_a_role_event_grants_only_a_named_role_of_a_named_school(
+    db: ServiceSession, known: World, handle: Callable[..., Any]
+) -> None:
+    before = list(db.get(Contact, known.tom.id).roles)
+    handle(auth_event("auth.role_granted", "user", known.tom.id, data={}))
+    handle(auth_event("auth.role_granted", "user", known.tom.id, data={"role": "x"}))
+    db.rollback()
+    assert db.get(Contact, known.tom.id).roles == before
+    grant = {"role": "cpd_lead", "role_org_id": known.elm}
+    handle(auth_event("auth.role_granted", "user", known.tom.id, data=grant))
+    db.rollback()
+    roles = db.get(Contact, known.tom.id).roles
+    assert roles == [*before, {"role": "cpd_lead", "org_id": known.elm}]
+
+
 def test_erasure_forgets_the_person_and_their_name_in_others_notices(
     db: ServiceSession, known: World, training: FakeTraining, handle: Callable[..., Any]
 ) -> None:
