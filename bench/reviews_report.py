@@ -81,18 +81,67 @@ CYCLE = {
 }
 
 
+def seed_directory(
+    db: Any, schools: int, staff: int
+) -> tuple[str, list[str], list[dict[str, Any]], Any]:
+    """The reviews directory of a trust of ``schools`` schools and ``staff``
+    staff (one line manager per 25, who has none), committed; answers the
+    trust's id, the schools' ids, the people's rows and a trust admin."""
+    from plumbing.identity import Identity
+    from services.reviews.models import DirectoryOrganisation, DirectoryUser
+
+    trust = str(uuid.uuid4())
+    school_ids = [str(uuid.uuid4()) for _ in range(schools)]
+    db.execute(
+        insert(DirectoryOrganisation),
+        [{"id": trust, "kind": "trust", "name": "Bench Trust"}]
+        + [
+            {
+                "id": s,
+                "kind": "school",
+                "name": f"School {i:02}",
+                "parent_trust_id": trust,
+            }
+            for i, s in enumerate(school_ids)
+        ],
+    )
+    people = []
+    per_school = staff // schools
+    for school in school_ids:
+        managers = [str(uuid.uuid4()) for _ in range(max(1, per_school // 25))]
+        for index in range(per_school):
+            user_id = managers[index] if index < len(managers) else str(uuid.uuid4())
+            manager = None if index < len(managers) else managers[index % len(managers)]
+            people.append(
+                {
+                    "id": user_id,
+                    "org_id": school,
+                    "line_manager_id": manager,
+                    "given_name": "Staff",
+                    "family_name": str(index),
+                    "active": True,
+                    "versions": {},
+                }
+            )
+    db.execute(insert(DirectoryUser), people)
+    db.commit()
+    admin = Identity(
+        user_id=str(uuid.uuid4()),
+        org_id=trust,
+        scopes={"trust_admin": [trust, *school_ids]},
+    )
+    return trust, school_ids, people, admin
+
+
 def seed(db_url: str, schools: int, staff: int) -> dict[str, Any]:
     """The trust, its schools and staff, the cycle, objectives, observations."""
     from plumbing.database import ServiceSession, make_engine
-    from plumbing.identity import Identity
     from services.reviews import cycles
     from services.reviews.models import (
         OBJECTIVE_STATUSES,
         OBJECTIVE_TYPES,
         OBSERVATION_TYPES,
         REVIEW_STATES,
-        DirectoryOrganisation,
-        DirectoryUser,
         Objective,
         Observation,
     )
@@ -100,52 +149,8 @@ def seed(db_url: str, schools: int, staff: int) -> dict[str, Any]:
     engine = make_engine(db_url)
     factory = sessionmaker(bind=engine, class_=ServiceSession, expire_on_commit=False)
     now = datetime.now(UTC)
-    trust = str(uuid.uuid4())
-    school_ids = [str(uuid.uuid4()) for _ in range(schools)]
     with factory() as db:
-        db.execute(
-            insert(DirectoryOrganisation),
-            [{"id": trust, "kind": "trust", "name": "Bench Trust"}]
-            + [
-                {
-                    "id": s,
-                    "kind": "school",
-                    "name": f"School {i:02}",
-                    "parent_trust_id": trust,
-                }
-                for i, s in enumerate(school_ids)
-            ],
-        )
-        people = []
-        per_school = staff // schools
-        for school in school_ids:
-            managers = [str(uuid.uuid4()) for _ in range(max(1, per_school // 25))]
-            for index in range(per_school):
-                user_id = (
-                    managers[index] if index < len(managers) else str(uuid.uuid4())
-                )
-                manager = (
-                    None if index < len(managers) else managers[index % len(managers)]
-                )
-                people.append(
-                    {
-                        "id": user_id,
-                        "org_id": school,
-                        "line_manager_id": manager,
-                        "given_name": "Staff",
-                        "family_name": str(index),
-                        "active": True,
-                        "versions": {},
-                    }
-                )
-        db.execute(insert(DirectoryUser), people)
-        db.commit()
-
-        admin = Identity(
-            user_id=str(uuid.uuid4()),
-            org_id=trust,
-            scopes={"trust_admin": [trust, *school_ids]},
-        )
+        trust, _, _, admin = seed_directory(db, schools, staff)
         started = time.perf_counter()
         cycle = cycles.open_cycle(db, admin, dict(CYCLE, org_id=trust), now=now)
         open_seconds = time.perf_counter() - started
