@@ -22,13 +22,15 @@ install: $(STAMP) ## Create the virtual environment and install the platform
 run: install ## Set up, seed a demo trust and start every service and the gateway
 	$(PY) -m scripts.run
 
-test: install ## Lint, then run the whole test suite against the local RabbitMQ and PostgreSQL
+test: install ## Lint and type-check, then run the whole test suite against the local RabbitMQ and PostgreSQL
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	bash scripts/test-prereqs.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff over the tree
+lint: install ## ruff and mypy over the tree
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install ## Run the gateway and login benchmark (others: python -m bench.<name> --help)
 	$(PY) -m bench.gateway_rpc
