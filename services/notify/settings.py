@@ -106,6 +106,16 @@ def load(container_config: dict[str, Any] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.smtp_tls not in TLS_MODES:
         raise ValueError(f"NOTIFY_SMTP_TLS must be one of {', '.join(TLS_MODES)}")
+    if (
+        settings.retry_seconds <= 0
+        or settings.retry_max_seconds < settings.retry_seconds
+    ):
+        # No wait at all would retry a refusing server in a tight loop.
+        raise ValueError(
+            "NOTIFY_RETRY_SECONDS must be above 0 and at most NOTIFY_RETRY_MAX_SECONDS"
+        )
+    if settings.max_attempts < 1:
+        raise ValueError("NOTIFY_MAX_ATTEMPTS must be at least 1")
     if not 0 <= settings.milestone_days <= 60:
         raise ValueError("NOTIFY_MILESTONE_DAYS must be from 0 to 60")
     if not 0 <= settings.digest_hour <= 23:

@@ -357,3 +357,23 @@ def test_settings_come_from_config_then_environment(monkeypatch: Any) -> None:
     else:
         raise AssertionError("a bad TLS mode must be refused")
     assert Settings(retry_seconds=60, retry_max_seconds=600).retry_delay(5) == 600
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("NOTIFY_RETRY_SECONDS", "0"),
+        ("NOTIFY_RETRY_SECONDS", "7200"),
+        ("NOTIFY_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_settings_refuse_retries_that_would_spin_or_never_try(
+    monkeypatch: Any, key: str, value: str
+) -> None:
+    """No wait between retries, a first wait beyond the longest, or no attempt
+    at all is refused at start-up with the setting's name."""
+    from services.notify import settings as notify_settings
+
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=key):
+        notify_settings.load({})
