@@ -2,9 +2,10 @@
 never sends one email twice.
 
 A thread of every notify process looks for due emails (``queued`` and
-``next_attempt_at`` passed). It claims one with a conditional update
-(``queued`` -> ``sending``, with a lease), so two instances never take the
-same email, then talks to the SMTP server and records the outcome:
+``next_attempt_at`` passed). It claims one at a time with a conditional
+update (``queued`` -> ``sending``, with a lease) that skips the emails other
+mailers are claiming, so instances never take the same email nor wait on
+each other, then talks to the SMTP server and records the outcome:
 
 - accepted: ``sent`` (event ``notify.email_sent``);
 - refused for good (a 5xx reply, every recipient refused): ``failed`` at once;
@@ -40,7 +41,7 @@ import structlog
 from nameko.extensions import DependencyProvider
 from sqlalchemy import or_, select, update
 
-from plumbing.database import Database, ServiceSession, rows_matched
+from plumbing.database import Database, ServiceSession
 from services.notify import events
 from services.notify import settings as notify_settings
 from services.notify.messages import forget_code
@@ -227,22 +228,39 @@ def sweep_expired(db: ServiceSession, now: datetime) -> int:
     return len(expired)
 
 
-def claim(
-    db: ServiceSession, email_id: str, now: datetime, lease: float
-) -> Email | None:
-    """Take one queued email for this mailer; None if another took it."""
-    taken = db.execute(
+def claim_next(db: ServiceSession, now: datetime, lease: float) -> Email | None:
+    """Take the next due email for this mailer; None when none is left.
+
+    One statement picks and takes it. On PostgreSQL the pick locks its row
+    and skips rows other mailers hold (``SKIP LOCKED``), so mailers running
+    at once take different emails rather than all reaching for the oldest;
+    SQLite writes one statement at a time. The ``queued`` condition on the
+    update is what makes a claim exclusive either way."""
+    oldest_due = (
+        select(Email.id)
+        .where(
+            Email.status == QUEUED,
+            Email.next_attempt_at <= now,
+            or_(Email.expires_at.is_(None), Email.expires_at > now),
+        )
+        .order_by(Email.next_attempt_at, Email.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    email_id = db.execute(
         update(Email)
-        .where(Email.id == email_id, Email.status == QUEUED)
+        .where(Email.id == oldest_due, Email.status == QUEUED)
         .values(
             status=SENDING,
             attempts=Email.attempts + 1,
             lease_until=now + timedelta(seconds=lease),
         )
+        .returning(Email.id)
         .execution_options(synchronize_session=False)
-    )
+    ).scalar_one_or_none()
     db.commit()
-    if rows_matched(taken) != 1:
+    if email_id is None:
         return None
     return db.get(Email, email_id, populate_existing=True)
 
@@ -283,25 +301,12 @@ def send_due(
     """Send one batch of due emails. Answers how many were handled and
     whether the server could not be reached (the caller then waits).
     ``now`` dates the claims and the outcomes too: a batch is short."""
-    due = list(
-        db.scalars(
-            select(Email.id)
-            .where(
-                Email.status == QUEUED,
-                Email.next_attempt_at <= now,
-                or_(Email.expires_at.is_(None), Email.expires_at > now),
-            )
-            .order_by(Email.next_attempt_at, Email.id)
-            .limit(BATCH)
-        )
-    )
-    db.rollback()
     handled = 0
     try:
-        for email_id in due:
-            email = claim(db, email_id, now, settings.lease_seconds)
+        while handled < BATCH:
+            email = claim_next(db, now, settings.lease_seconds)
             if email is None:
-                continue
+                break
             handled += 1
             error = _attempt(transport, email, settings)
             status = record(db, email, error, now, settings)

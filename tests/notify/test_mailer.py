@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from plumbing.database import ServiceSession
 from services.notify.mailer import (
     EXPIRED,
     INTERRUPTED,
     Transport,
+    claim_next,
     send_due,
     sweep_expired,
     sweep_interrupted,
@@ -175,6 +176,26 @@ def test_two_mailers_never_send_an_email_twice(
     assert {e.status for e in db.scalars(select(Email).where(Email.id.in_(ids)))} == {
         SENT
     }
+
+
+def test_a_mailer_takes_the_next_email_while_another_is_claiming_the_oldest(
+    notify_db_url: str, db: ServiceSession, settings: Settings
+) -> None:
+    """While one mailer holds the oldest due email's row, another takes the
+    next one at once instead of waiting for it or finding nothing."""
+    now = datetime.now(UTC)
+    [oldest] = queue(db, settings, now=now - timedelta(minutes=2))
+    [second] = queue(db, settings, now=now - timedelta(minutes=1))
+    db.execute(
+        select(Email.id).where(Email.id == oldest).with_for_update()
+    ).scalar_one()
+    with service_session(notify_db_url) as other:
+        other.execute(text("SET lock_timeout = '3s'"))
+        taken = claim_next(other, now, settings.lease_seconds)
+        assert taken is not None and taken.id == second
+    db.rollback()
+    assert state(db, oldest).status == QUEUED
+    assert state(db, second).status == SENDING
 
 
 def test_an_email_held_by_a_dead_mailer_is_failed_not_resent(
