@@ -746,7 +746,7 @@ def _cell(value: Any) -> str:
 
 # (label, path into a configuration's figures); a path of "notify*" sums
 # every notify instance.
-ROWS: list[tuple[str, tuple[str, ...]]] = [
+ROWS: list[tuple[str, tuple[str | int, ...]]] = [
     ("open the cycle (RPC, s)", ("open_cycle_rpc_s",)),
     (
         "all events published, s after the RPC returned",

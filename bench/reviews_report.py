@@ -105,7 +105,7 @@ def seed_directory(
             for i, s in enumerate(school_ids)
         ],
     )
-    people = []
+    people: list[dict[str, Any]] = []
     per_school = staff // schools
     for school in school_ids:
         managers = [str(uuid.uuid4()) for _ in range(max(1, per_school // 25))]
