@@ -185,7 +185,9 @@ def handle(
     event_id = str(envelope["event_id"])
     if is_repeat(db, event_id):
         return None
-    # Ask the other services first: no transaction is held open meanwhile.
+    # Ask the other services first, with no transaction open meanwhile: the
+    # connection goes back to the pool while this worker waits on an RPC.
+    db.rollback()
     messages = plan(db, envelope, training=training, reviews=reviews)
     _wait_for_contacts(db, envelope, messages, now)
     db.rollback()

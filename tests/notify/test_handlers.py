@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from plumbing.database import ServiceSession
 from plumbing.envelope import make_event
-from services.notify import messages, outbound, reminders
+from services.notify import handlers, messages, outbound, reminders
 from services.notify.exceptions import EmailNotRetryable
 from services.notify.mailer import Transport, send_due
 from services.notify.models import (
@@ -372,6 +372,50 @@ def test_review_steps_and_shared_observations(
     assert shared.body.startswith(
         "Margo Smith shared their drop in observation of Mon 04 Nov 2030"
     )
+
+
+def test_no_transaction_stays_open_while_notify_waits_on_another_service(
+    db: ServiceSession, known: World, reviews: FakeReviews, settings: Settings
+) -> None:
+    """While a handler waits for reviews' answer its worker holds no database
+    transaction, so its connection can serve other workers meanwhile."""
+    review_id = str(uuid.uuid4())
+    reviews.reviews[review_id] = {
+        "id": review_id,
+        "org_id": known.elm,
+        "org_name": "Elm Primary",
+        "cycle_id": "c1",
+        "cycle_name": "2030-31",
+        "state": "planning",
+        "reviewee_id": known.tom.id,
+        "reviewer_id": known.margo.id,
+        "milestones": {},
+    }
+    in_transaction_when_asked = []
+
+    class WatchedReviews:
+        def notification_context(self, **ids: Any) -> dict[str, Any]:
+            in_transaction_when_asked.append(db.in_transaction())
+            return reviews.notification_context(**ids)
+
+    envelope = make_event(
+        "reviews.review_created",
+        subject_type="review",
+        subject_id=review_id,
+        org_id=known.elm,
+        data={"user_id": known.tom.id},
+        actor={"user_id": known.ada.id},
+    )
+    told = handlers.handle(
+        db,
+        envelope,
+        now=T0,
+        settings=settings,
+        training=None,
+        reviews=WatchedReviews(),
+    )
+    assert told == 1
+    assert in_transaction_when_asked == [False]
 
 
 def test_external_requests_follow_ups_and_comments(
