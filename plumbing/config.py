@@ -31,6 +31,25 @@ def database_url(service: str) -> str:
     return f"sqlite:///{(data_dir() / f'{service}.sqlite3').resolve()}"
 
 
+def db_pool() -> tuple[int, int]:
+    """How many PostgreSQL connections one service process keeps open
+    (``DB_POOL_SIZE``, 10) and may open beyond them while busy
+    (``DB_MAX_OVERFLOW``, 40). PostgreSQL's ``max_connections`` must cover
+    their sum over every service process; a worker that finds the pool
+    full waits for a connection rather than failing."""
+    found = []
+    for key, default, lowest in (("DB_POOL_SIZE", 10, 1), ("DB_MAX_OVERFLOW", 40, 0)):
+        raw = os.environ.get(key) or str(default)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{key} must be a whole number, not {raw!r}") from None
+        if value < lowest:
+            raise ValueError(f"{key} must be at least {lowest}")
+        found.append(value)
+    return found[0], found[1]
+
+
 def rpc_timeout() -> float:
     """Seconds an RPC from one service to another may take before it fails."""
     return float(os.environ.get("RPC_TIMEOUT", "10"))

@@ -59,8 +59,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 40)
+    pool_size, max_overflow = config.db_pool()
+    kwargs.setdefault("pool_size", pool_size)
+    kwargs.setdefault("max_overflow", max_overflow)
     kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.driver == "psycopg2":

@@ -204,6 +204,21 @@ def test_notify_mails_the_catcher_unless_told_otherwise() -> None:
     assert notify["environment"]["NOTIFY_SMTP_HOST"] == "smtp.example.org"
 
 
+def test_postgres_takes_as_many_connections_as_the_services_may_open(
+    compose: dict[str, Any],
+) -> None:
+    """At scale one, every data service's pool at its fullest fits within
+    PostgreSQL's max_connections, so no worker meets 'too many clients'."""
+    services = compose["services"]
+    command = services["postgres"]["command"]
+    [limit] = [int(arg.split("=")[1]) for arg in command if "max_connections=" in arg]
+    most = 0
+    for service in DATA_SERVICES:
+        env = services[service]["environment"]
+        most += int(env["DB_POOL_SIZE"]) + int(env["DB_MAX_OVERFLOW"])
+    assert most <= limit
+
+
 def test_the_postgres_init_script_creates_a_database_per_service() -> None:
     """One database for each service, made when the data volume is new."""
     script = (ROOT / "docker" / "postgres" / "01-databases.sql").read_text()
