@@ -64,6 +64,25 @@ def emails(db: ServiceSession, user_id: str | None = None) -> list[Email]:
     return list(db.scalars(query))
 
 
+def elm_review(
+    known: World, reviews: FakeReviews, state: str, **milestones: str
+) -> str:
+    """A review of Tom by Margo at Elm, as reviews would describe it; its id."""
+    review_id = str(uuid.uuid4())
+    reviews.reviews[review_id] = {
+        "id": review_id,
+        "org_id": known.elm,
+        "org_name": "Elm Primary",
+        "cycle_id": "c1",
+        "cycle_name": "2030-31",
+        "state": state,
+        "reviewee_id": known.tom.id,
+        "reviewer_id": known.margo.id,
+        "milestones": milestones,
+    }
+    return review_id
+
+
 def deliver(db: ServiceSession, settings: Settings) -> int:
     handled, _ = send_due(db, settings, Transport(settings), T0 + timedelta(days=1))
     return handled
@@ -309,22 +328,14 @@ def test_an_event_change_tells_everyone_on_it(
 def test_review_steps_and_shared_observations(
     db: ServiceSession, known: World, reviews: FakeReviews, handle: Callable[..., Any]
 ) -> None:
-    review_id = str(uuid.uuid4())
-    reviews.reviews[review_id] = {
-        "id": review_id,
-        "org_id": known.elm,
-        "org_name": "Elm Primary",
-        "cycle_id": "c1",
-        "cycle_name": "2030-31",
-        "state": "self_review_submitted",
-        "reviewee_id": known.tom.id,
-        "reviewer_id": known.margo.id,
-        "milestones": {
-            "objectives_due": "2030-10-31",
-            "interim_due": "2031-02-28",
-            "final_due": "2031-07-15",
-        },
-    }
+    review_id = elm_review(
+        known,
+        reviews,
+        "self_review_submitted",
+        objectives_due="2030-10-31",
+        interim_due="2031-02-28",
+        final_due="2031-07-15",
+    )
 
     def review_event(event_type: str, actor: str) -> dict[str, Any]:
         return make_event(
@@ -379,18 +390,7 @@ def test_no_transaction_stays_open_while_notify_waits_on_another_service(
 ) -> None:
     """While a handler waits for reviews' answer its worker holds no database
     transaction, so its connection can serve other workers meanwhile."""
-    review_id = str(uuid.uuid4())
-    reviews.reviews[review_id] = {
-        "id": review_id,
-        "org_id": known.elm,
-        "org_name": "Elm Primary",
-        "cycle_id": "c1",
-        "cycle_name": "2030-31",
-        "state": "planning",
-        "reviewee_id": known.tom.id,
-        "reviewer_id": known.margo.id,
-        "milestones": {},
-    }
+    review_id = elm_review(known, reviews, "planning")
     in_transaction_when_asked = []
 
     class WatchedReviews:
@@ -479,18 +479,7 @@ def test_external_requests_follow_ups_and_comments(
     [follow_up] = notifications(db, known.tom.id, "follow_up_requested")
     assert follow_up.title == "How has Phonics in depth changed your practice?"
 
-    review_id = str(uuid.uuid4())
-    reviews.reviews[review_id] = {
-        "id": review_id,
-        "org_id": known.elm,
-        "org_name": "Elm Primary",
-        "cycle_id": "c1",
-        "cycle_name": "2030-31",
-        "state": "draft",
-        "reviewee_id": known.tom.id,
-        "reviewer_id": known.margo.id,
-        "milestones": {},
-    }
+    review_id = elm_review(known, reviews, "draft")
 
     def comment(author: str, visibility: str) -> dict[str, Any]:
         return make_event(
