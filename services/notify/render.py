@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    Template,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from services.notify.catalogue import KINDS
 
@@ -32,6 +38,13 @@ def _files() -> Environment:
 
 
 @functools.cache
+def _string(source: str) -> Template:
+    """A catalogue string, compiled once: compiling costs far more than
+    rendering, and the catalogue is fixed."""
+    return _strings().from_string(source)
+
+
+@functools.cache
 def _strings() -> Environment:
     return Environment(autoescape=False)
 
@@ -39,9 +52,8 @@ def _strings() -> Environment:
 def title_and_text(kind: str, params: dict[str, Any]) -> tuple[str, str]:
     """The one-line title (also the email subject) and the in-app text."""
     found = KINDS[kind]
-    strings = _strings()
-    title = " ".join(strings.from_string(found.title).render(params).split())
-    text = " ".join(strings.from_string(found.text).render(params).split())
+    title = " ".join(_string(found.title).render(params).split())
+    text = " ".join(_string(found.text).render(params).split())
     return title[:300], text
 
 
