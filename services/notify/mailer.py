@@ -248,7 +248,7 @@ def claim_next(db: ServiceSession, now: datetime, lease: float) -> Email | None:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    email_id = db.execute(
+    email = db.execute(
         update(Email)
         .where(Email.id == oldest_due, Email.status == QUEUED)
         .values(
@@ -256,13 +256,11 @@ def claim_next(db: ServiceSession, now: datetime, lease: float) -> Email | None:
             attempts=Email.attempts + 1,
             lease_until=now + timedelta(seconds=lease),
         )
-        .returning(Email.id)
-        .execution_options(synchronize_session=False)
+        .returning(Email)
+        .execution_options(synchronize_session=False, populate_existing=True)
     ).scalar_one_or_none()
     db.commit()
-    if email_id is None:
-        return None
-    return db.get(Email, email_id, populate_existing=True)
+    return email
 
 
 def record(
