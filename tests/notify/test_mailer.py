@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
+from plumbing import migrations
 from plumbing.database import ServiceSession
 from services.notify.mailer import (
     EXPIRED,
@@ -196,6 +197,34 @@ def test_a_mailer_takes_the_next_email_while_another_is_claiming_the_oldest(
     db.rollback()
     assert state(db, oldest).status == QUEUED
     assert state(db, second).status == SENDING
+
+
+def test_on_sqlite_a_mailer_sends_due_emails_oldest_first_and_once(
+    tmp_path: Path, settings: Settings, mail_sink: MailSink
+) -> None:
+    """On the laptop default, SQLite, the claim takes the oldest due email
+    first, each once, and leaves emails that are not due yet."""
+    url = f"sqlite:///{tmp_path / 'notify.sqlite3'}"
+    migrations.upgrade("notify", url)
+    now = datetime.now(UTC)
+    with service_session(url) as lite:
+        [newer] = queue(lite, settings, now=now - timedelta(minutes=1))
+        [older] = queue(lite, settings, now=now - timedelta(minutes=2))
+        [later] = queue(lite, settings, now=now + timedelta(minutes=5))
+        first = claim_next(lite, now, settings.lease_seconds)
+        second = claim_next(lite, now, settings.lease_seconds)
+        assert [first and first.id, second and second.id] == [older, newer]
+        assert claim_next(lite, now, settings.lease_seconds) is None
+        assert state(lite, later).status == QUEUED
+        lite.execute(
+            update(Email)
+            .where(Email.id.in_([older, newer]))
+            .values(status=QUEUED, attempts=0, lease_until=None)
+        )
+        lite.commit()
+        assert send_due(lite, settings, Transport(settings), now) == (2, False)
+        assert send_due(lite, settings, Transport(settings), now) == (0, False)
+    assert len(mail_sink.wait_for(2)) == 2
 
 
 def test_an_email_held_by_a_dead_mailer_is_failed_not_resent(
