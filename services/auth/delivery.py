@@ -18,7 +18,10 @@ username}``; ``expires_at`` is an ISO 8601 string.
 The code travels only in the RPC's arguments: no event and no log line holds
 it. Each call is made after the transaction that stored the code committed,
 so a notify that is not running, too slow, or failing is logged (with user
-ids, never the code) and reported as not sent; nothing is undone.
+ids, never the code) and reported as not sent; nothing is undone. An
+invitation that could not reach notify is sent again later
+(:mod:`services.auth.invitations`); a reset code is not: the person is
+waiting for it now and asks again.
 """
 
 from __future__ import annotations
@@ -101,20 +104,28 @@ def send_reset_code(
     return True
 
 
-def send_invitations(notify: Notify, invitations: list[dict[str, Any]]) -> bool:
-    """Hand committed invitations to notify in one call; True if notify
-    queued every one of them."""
+# What became of invitations handed to notify.
+SENT = "sent"
+# Not running or too slow to answer: worth trying again later.
+UNREACHABLE = "unreachable"
+# Answered, but did not queue them all (a rate limit, a fault of its own).
+REFUSED = "refused"
+
+
+def send_invitations(notify: Notify, invitations: list[dict[str, Any]]) -> str:
+    """Hand committed invitations to notify in one call: SENT if notify
+    queued every one of them, else UNREACHABLE or REFUSED."""
     if not invitations:
-        return True
+        return SENT
     user_ids = [item["recipient"]["user_id"] for item in invitations]
     try:
         answer = notify.send_invitations(invitations)
     except (ServiceUnavailable, ServiceTimeout) as error:
         log.warning("invitations_undelivered", user_ids=user_ids, error=error.code)
-        return False
+        return UNREACHABLE
     except Exception as error:  # noqa: BLE001 (the users are created already)
         log.error("invitations_undelivered", user_ids=user_ids, error=_failure(error))
-        return False
+        return REFUSED
     queued = answer.get("queued") if isinstance(answer, dict) else None
     if queued != len(invitations):
         log.warning(
@@ -123,6 +134,6 @@ def send_invitations(notify: Notify, invitations: list[dict[str, Any]]) -> bool:
             queued=queued,
             expected=len(invitations),
         )
-        return False
+        return REFUSED
     log.info("invitations_sent", count=len(invitations))
-    return True
+    return SENT

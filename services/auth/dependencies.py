@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
 
 from plumbing import config
 
@@ -31,3 +33,22 @@ class JwtSecret(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> str:
         return self.secret
+
+
+class InvitationRetryTimer(Timer):
+    """A timer whose interval is ``AUTH_INVITATION_RETRY_SECONDS`` (container
+    config, then environment; 60), read when the service starts."""
+
+    def setup(self) -> None:
+        key = "AUTH_INVITATION_RETRY_SECONDS"
+        raw = self.container.config.get(key) or os.environ.get(key) or "60"
+        try:
+            self.interval = float(raw)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, not {raw!r}") from None
+        if self.interval <= 0:
+            raise ValueError(f"{key} must be above 0")
+        super().setup()
+
+
+invitation_retry_timer = InvitationRetryTimer.decorator

@@ -95,7 +95,7 @@ def import_users(
     return {
         "imported": len(ids),
         "users": [dump_user(u) for u in created.values()],
-        "invitations_sent": delivery.send_invitations(notify, invited),
+        "invitations_sent": invitations.send(db, notify, invited, now=now),
     }
 
 

@@ -132,6 +132,19 @@ class PasswordResetCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class UndeliveredInvitation(Base):
+    """A user whose invitation notify could not take (not running, or too
+    slow to answer): auth invites them again later, with a new code, until
+    notify takes it or a day has passed (:mod:`services.auth.invitations`)."""
+
+    __tablename__ = "undelivered_invitations"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class LoginAttempt(Base):
     """One login attempt from a source address, for per-address throttling.
 

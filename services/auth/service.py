@@ -11,8 +11,16 @@ from plumbing.errors import PlatformError
 from plumbing.identity import CallerIdentity, Identity, anonymous, authenticated
 from plumbing.logging import LogContext
 from plumbing.rpc import ServiceRpc, rpc
-from services.auth import accounts, importer, organisations, roles, sessions, users
-from services.auth.dependencies import Clock, JwtSecret
+from services.auth import (
+    accounts,
+    importer,
+    invitations,
+    organisations,
+    roles,
+    sessions,
+    users,
+)
+from services.auth.dependencies import Clock, JwtSecret, invitation_retry_timer
 
 entrypoint = rpc(expected_exceptions=PlatformError)
 
@@ -37,6 +45,16 @@ class AuthService:
     notify_rpc = ServiceRpc("notify", timeout=NOTIFY_TIMEOUT, as_service="auth")
     now = Clock()
     jwt_secret = JwtSecret()
+
+    @invitation_retry_timer(interval=60)
+    def retry_invitations(self) -> None:
+        """Every ``AUTH_INVITATION_RETRY_SECONDS``: invite again, with new
+        codes, the users whose invitation notify could not take; emits
+        ``auth.invitation_sent`` for each (see
+        :mod:`services.auth.invitations`)."""
+        sent = invitations.retry_undelivered(self.db, self.notify_rpc, now=self.now())
+        if sent:
+            self.log.info("invitations_resent", count=sent)
 
     @entrypoint
     @anonymous

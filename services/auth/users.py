@@ -283,7 +283,7 @@ def create_user(
     invitation = invitations.issue(db, user, now=now)
     db.commit()
     answer = dump_user(user)
-    answer["invitation_sent"] = delivery.send_invitations(notify, [invitation])
+    answer["invitation_sent"] = invitations.send(db, notify, [invitation], now=now)
     return answer
 
 
@@ -308,7 +308,7 @@ def send_invitation(
     invitation = invitations.issue(db, user, now=now)
     db.commit()
     return {
-        "invitation_sent": delivery.send_invitations(notify, [invitation]),
+        "invitation_sent": invitations.send(db, notify, [invitation], now=now),
         "expires_at": invitation["expires_at"],
     }
 

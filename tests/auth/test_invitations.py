@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 from nameko.exceptions import RemoteError
+from nameko.testing.services import entrypoint_hook
 from structlog.testing import capture_logs
 
 from plumbing.errors import Conflict, Forbidden, NotFound, from_remote
-from services.auth import accounts, events, importer, users
+from services.auth import accounts, events, importer, invitations, users
 from services.auth.exceptions import InvalidResetCode, PasswordAlreadySet
-from services.auth.models import User
-from tests.service_support import outbox
+from services.auth.models import UndeliveredInvitation, User
+from tests.service_support import outbox, service_session
 
 from .conftest import SECRET, T0, identity_of
 
@@ -163,6 +164,119 @@ def test_notify_down_leaves_the_users_created_and_says_so(db, world, notify):
     assert not any("code" in line for line in logs)
 
 
+def pending(db):
+    """``{user_id: (attempts, next_attempt_at)}`` of undelivered invitations."""
+    db.rollback()
+    return {
+        row.user_id: (row.attempts, row.next_attempt_at)
+        for row in db.query(UndeliveredInvitation)
+    }
+
+
+def test_an_invitation_notify_could_not_take_goes_later_with_a_new_code(
+    db, world, notify
+):
+    """Notify down: the user is kept; a minute later, with notify back, the
+    timer's retry sends a new code that sets the password, and forgets them."""
+    notify.down = True
+    created = create(db, world, notify)
+    assert pending(db) == {created["id"]: (0, T0 + timedelta(minutes=1))}
+    notify.down = False
+    assert invitations.retry_undelivered(db, notify, now=T0) == 0
+    assert notify.batches == []
+
+    later = T0 + timedelta(minutes=1)
+    assert invitations.retry_undelivered(db, notify, now=later) == 1
+    [[invitation]] = notify.batches
+    assert invitation["recipient"]["user_id"] == created["id"]
+    assert invitation["expires_at"] == (later + timedelta(days=7)).isoformat()
+    assert pending(db) == {}
+    set_password(db, invitation["code"], now=later)
+    assert login(db, "newbie", NEW_PASSWORD, now=later)["user"]["id"] == created["id"]
+    invited = outbox(db, events.INVITATION_SENT)
+    assert [(e["data"], e["actor"]["user_id"]) for e in invited][-1] == (
+        {"with_code": True},
+        None,
+    )
+    assert_no_code_in_events(db, [invitation["code"]])
+
+
+def test_retries_wait_longer_each_time_and_stop_after_a_day(db, world, notify):
+    """1, 2, 4, ... minutes between tries, at most an hour; after a day the
+    invitation is given up with a warning, and nothing more is sent."""
+    notify.down = True
+    created = create(db, world, notify)
+    when = T0 + timedelta(minutes=1)
+    waits = []
+    while when < T0 + timedelta(days=1):
+        assert invitations.retry_undelivered(db, notify, now=when) == 0
+        attempts, due = pending(db)[created["id"]]
+        waits.append(due - when)
+        when = due
+    assert waits[:4] == [timedelta(minutes=m) for m in (2, 4, 8, 16)]
+    assert max(waits) == timedelta(hours=1)
+    with capture_logs() as logs:
+        assert invitations.retry_undelivered(db, notify, now=when) == 0
+    assert pending(db) == {}
+    [given_up] = [line for line in logs if line["event"] == "invitations_given_up"]
+    assert given_up["user_ids"] == [created["id"]]
+    notify.down = False
+    assert invitations.retry_undelivered(db, notify, now=when + timedelta(days=1)) == 0
+    assert notify.batches == []
+
+
+def test_a_deactivated_user_or_a_refusal_is_not_invited_again(db, world, notify):
+    """A user deactivated meanwhile is given up; an answer from notify that
+    took fewer than asked (a limit) is not retried."""
+    notify.down = True
+    gone = create(db, world, notify)
+    imported = importer.import_users(
+        db,
+        identity_of(db, world.elm_admin),
+        world.elm.id,
+        csv_of(2),
+        now=T0,
+        notify=notify,
+    )
+    users.set_active(db, identity_of(db, world.elm_admin), gone["id"], False, now=T0)
+    notify.down = False
+    notify.invite = lambda batch: (notify.batches.append(batch), {"queued": 0})[1]
+    later = T0 + timedelta(minutes=1)
+    assert invitations.retry_undelivered(db, notify, now=later) == 0
+    [batch] = notify.batches
+    assert {item["recipient"]["user_id"] for item in batch} == {
+        user["id"] for user in imported["users"]
+    }
+    assert pending(db) == {}
+
+
+def test_an_admin_sending_the_invitation_again_ends_the_retries(db, world, notify):
+    """Once an admin's new invitation reaches notify, the timer sends none."""
+    notify.down = True
+    created = create(db, world, notify)
+    notify.down = False
+    admin = identity_of(db, world.elm_admin)
+    users.send_invitation(db, admin, created["id"], now=T0, notify=notify)
+    assert pending(db) == {}
+    later = T0 + timedelta(minutes=1)
+    assert invitations.retry_undelivered(db, notify, now=later) == 0
+    assert len(notify.batches) == 1
+
+
+def test_two_auth_instances_never_retry_one_invitation_at_once(
+    db, world, notify, auth_db_url
+):
+    """An instance that takes a due invitation pushes it out of the other's
+    reach until it is done."""
+    notify.down = True
+    create(db, world, notify)
+    later = T0 + timedelta(minutes=1)
+    with service_session(auth_db_url) as other:
+        assert len(invitations._claim(other, later)) == 1
+    assert invitations._claim(db, later) == []
+    assert invitations._claim(db, later + invitations.CLAIM_LEASE) != []
+
+
 def test_send_invitation_replaces_the_earlier_invitation_code(db, world, notify):
     """A new invitation: the earlier code stops working, the new one works."""
     created = create(db, world, notify)
@@ -309,6 +423,35 @@ def test_notify_down_over_rpc_creates_the_users_all_the_same(
     assert created["invitation_sent"] is False
     assert imported["invitations_sent"] is False
     assert imported["imported"] == 2
+
+
+def test_the_timer_invites_again_once_notify_runs(
+    auth_container, auth_rpc, world, db, request
+):
+    """Created while no notify runs; once one does, auth's timer entrypoint
+    sends the invitation on auth's own account, and its code works."""
+    auth_container.start()
+    with auth_rpc(identity_of(db, world.elm_admin)) as auth:
+        created = auth.create_user(new_user(world.elm))
+    assert created["invitation_sent"] is False
+    assert set(pending(db)) == {created["id"]}
+    fake_notify = request.getfixturevalue("fake_notify")
+    row = db.get(UndeliveredInvitation, created["id"])
+    row.next_attempt_at = row.first_failed_at
+    db.commit()
+    with entrypoint_hook(auth_container, "retry_invitations") as retry:
+        retry()
+    assert pending(db) == {}
+    invitation = fake_notify.invitation_of(created["id"])
+    assert [(c.service, c.user_id) for c in fake_notify.callers] == [
+        ("auth", "service:auth")
+    ]
+    with auth_rpc() as auth:
+        auth.reset_password(invitation["code"], NEW_PASSWORD, None, None)
+        assert (
+            auth.login("newbie", NEW_PASSWORD, None, None)["user"]["id"]
+            == (created["id"])
+        )
 
 
 def test_send_invitation_over_rpc(auth_container, auth_rpc, fake_notify, world, db):
