@@ -188,7 +188,8 @@ class UserCreatedSchema(UserSchema):
     invitation_sent = fields.Boolean(
         metadata={
             "description": "false when the notify service could not take the "
-            "invitation email; send it again with POST .../invitation"
+            "invitation email; if it was not running, auth sends it again "
+            "by itself for a day, and POST .../invitation sends it at once"
         }
     )
 
@@ -243,7 +244,10 @@ class ImportResultSchema(Schema):
     imported = fields.Integer()
     users = fields.List(fields.Nested(UserSchema))
     invitations_sent = fields.Boolean(
-        metadata={"description": "false when notify could not take every invitation"}
+        metadata={
+            "description": "false when notify could not take every invitation; "
+            "if it was not running, auth sends them again by itself for a day"
+        }
     )
 
 
