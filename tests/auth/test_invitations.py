@@ -41,6 +41,14 @@ def create(db, world, notify, **changes):
     )
 
 
+def import_staff(db, world, notify, count):
+    """``count`` staff imported into Elm by its admin."""
+    admin = identity_of(db, world.elm_admin)
+    return importer.import_users(
+        db, admin, world.elm.id, csv_of(count), now=T0, notify=notify
+    )
+
+
 def set_password(db, code, now=T0, password=NEW_PASSWORD):
     return accounts.reset_password(
         db, code=code, new_password=password, ip=None, user_agent=None, now=now
@@ -120,14 +128,7 @@ def test_a_user_created_with_a_password_is_invited_without_a_code(db, world, not
 
 def test_an_import_sends_every_invitation_in_one_call(db, world, notify):
     """40 users: one send_invitations with 40 invitations, 40 events."""
-    answer = importer.import_users(
-        db,
-        identity_of(db, world.elm_admin),
-        world.elm.id,
-        csv_of(40),
-        now=T0,
-        notify=notify,
-    )
+    answer = import_staff(db, world, notify, 40)
     assert (answer["imported"], answer["invitations_sent"]) == (40, True)
     [batch] = notify.batches
     assert len(batch) == 40
@@ -146,14 +147,7 @@ def test_notify_down_leaves_the_users_created_and_says_so(db, world, notify):
     notify.down = True
     with capture_logs() as logs:
         created = create(db, world, notify)
-        imported = importer.import_users(
-            db,
-            identity_of(db, world.elm_admin),
-            world.elm.id,
-            csv_of(3),
-            now=T0,
-            notify=notify,
-        )
+        imported = import_staff(db, world, notify, 3)
     assert created["invitation_sent"] is False
     assert imported["invitations_sent"] is False
     assert db.query(User).filter(User.username.in_(["newbie", "user2"])).count() == 2
@@ -230,14 +224,7 @@ def test_a_deactivated_user_or_a_refusal_is_not_invited_again(db, world, notify)
     took fewer than asked (a limit) is not retried."""
     notify.down = True
     gone = create(db, world, notify)
-    imported = importer.import_users(
-        db,
-        identity_of(db, world.elm_admin),
-        world.elm.id,
-        csv_of(2),
-        now=T0,
-        notify=notify,
-    )
+    imported = import_staff(db, world, notify, 2)
     users.set_active(db, identity_of(db, world.elm_admin), gone["id"], False, now=T0)
     notify.down = False
     notify.invite = lambda batch: (notify.batches.append(batch), {"queued": 0})[1]
