@@ -228,7 +228,11 @@ class GatewayService(AuditRoutes, TrainingRoutes, ReviewsRoutes, NotifyRoutes):
         tag="auth",
     )
     def request_password_reset(self, request: Any, body: dict[str, Any]) -> Any:
-        """Ask for a password reset code; always 202, whether the user exists."""
+        """Ask for a password reset code; 202 whether or not the user exists.
+
+        More than 30 requests in 10 minutes from one address answer 429
+        ``RESET_THROTTLED``; a person gets at most 5 codes an hour.
+        """
         ip, agent = self.request_context.client(request)
         self.auth_rpc.request_password_reset(body["login"], ip, agent)
         return {}

@@ -24,11 +24,13 @@ from services.auth.exceptions import (
     InvalidCredentials,
     InvalidResetCode,
     LoginThrottled,
+    ResetThrottled,
 )
 from services.auth.models import (
     CODE_PURPOSE_RESET,
     LoginAttempt,
     PasswordResetCode,
+    ResetRequest,
     User,
 )
 
@@ -39,6 +41,13 @@ IP_WINDOW = timedelta(minutes=1)
 # Attempts older than this no longer count for anything and are deleted.
 ATTEMPT_RETENTION = timedelta(minutes=10)
 RESET_CODE_TTL = timedelta(minutes=30)
+# Reset requests: per source address, then per account. A school's staff may
+# share one address, so the address limit is generous; the account limit
+# keeps one person's codes (and their events) few whoever asks.
+RESET_IP_LIMIT = 30
+RESET_IP_WINDOW = timedelta(minutes=10)
+RESET_CODES_PER_ACCOUNT = 5
+RESET_ACCOUNT_WINDOW = timedelta(hours=1)
 MAX_LOGIN_LENGTH = 254
 
 log = structlog.get_logger()
@@ -316,9 +325,22 @@ def request_password_reset(
     goes only to ``notify.send_password_reset``, never into an event or a
     log line; when notify cannot take it, the code stays and the user may
     ask again.
+
+    ResetThrottled when the address asked more than ``RESET_IP_LIMIT`` times
+    in ``RESET_IP_WINDOW`` (an ``auth.password_reset_throttled`` event for
+    the first refusal only). An account that had ``RESET_CODES_PER_ACCOUNT``
+    codes in the last hour gets no new one, and the answer is the same ``{}``.
     """
+    actor = {"user_id": None, "ip": ip, "user_agent": user_agent}
+    if ip:
+        _count_reset_request(db, ip, now=now, actor=actor)
     user = _find_for_reset(db, login)
     if user is None:
+        db.commit()
+        return {}
+    if _recent_reset_codes(db, user.id, now) >= RESET_CODES_PER_ACCOUNT:
+        db.commit()
+        log.warning("reset_codes_limited", user_id=user.id, ip=ip)
         return {}
     spend_codes(db, user.id, now=now, purpose=CODE_PURPOSE_RESET)
     expires_at = now + RESET_CODE_TTL
@@ -331,11 +353,63 @@ def request_password_reset(
         subject_id=user.id,
         org_id=user.org_id,
         data={"expires_at": expires_at.isoformat()},
-        actor={"user_id": None, "ip": ip, "user_agent": user_agent},
+        actor=actor,
     )
     db.commit()
     delivery.send_reset_code(notify, user, code, expires_at)
     return {}
+
+
+def _count_reset_request(
+    db: ServiceSession, ip: str, *, now: datetime, actor: dict[str, Any]
+) -> None:
+    """Record a reset request from ``ip``, or refuse it over the limit.
+
+    Only the request that passes the limit is recorded beyond it and emits an
+    event, so that a flood from one address adds neither rows nor audit
+    entries; the rest of the window is refused with a log line only.
+    """
+    ip = ip[:64]
+    since = now - RESET_IP_WINDOW
+    asked = db.execute(
+        select(func.count())
+        .select_from(ResetRequest)
+        .where(ResetRequest.ip == ip, ResetRequest.at > since)
+    ).scalar_one()
+    if asked > RESET_IP_LIMIT:
+        log.warning("password_reset_throttled", ip=ip)
+        raise ResetThrottled()
+    db.execute(
+        delete(ResetRequest).where(ResetRequest.ip == ip, ResetRequest.at <= since)
+    )
+    db.add(ResetRequest(ip=ip, at=now))
+    if asked == RESET_IP_LIMIT:
+        db.emit(
+            events.PASSWORD_RESET_THROTTLED,
+            subject_type="ip",
+            subject_id=ip,
+            org_id=None,
+            data={
+                "limit": RESET_IP_LIMIT,
+                "window_seconds": int(RESET_IP_WINDOW.total_seconds()),
+            },
+            actor=actor,
+        )
+        db.commit()
+        log.warning("password_reset_throttled", ip=ip)
+        raise ResetThrottled()
+
+
+def _recent_reset_codes(db: ServiceSession, user_id: str, now: datetime) -> int:
+    return db.execute(
+        select(func.count())
+        .select_from(PasswordResetCode)
+        .where(
+            PasswordResetCode.user_id == user_id,
+            PasswordResetCode.purpose == CODE_PURPOSE_RESET,
+            PasswordResetCode.created_at > now - RESET_ACCOUNT_WINDOW,
+        )
+    ).scalar_one()
 
 
 def _find_for_reset(db: ServiceSession, login: object) -> User | None:

@@ -16,6 +16,8 @@ LOGGED_OUT = "auth.logged_out"
 PASSWORD_CHANGED = "auth.password_changed"
 PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
 PASSWORD_RESET_COMPLETED = "auth.password_reset_completed"
+# An address passed the limit of reset requests: once per address and window.
+PASSWORD_RESET_THROTTLED = "auth.password_reset_throttled"
 # An invitation made for a new user (``data.with_code``: it carries a code
 # that sets the password); emitted when it is made, and sent after commit.
 INVITATION_SENT = "auth.invitation_sent"

@@ -28,6 +28,12 @@ class LoginThrottled(AuthError):
     title = "Too many failed logins from this address; try again in a minute"
 
 
+class ResetThrottled(AuthError):
+    code = "RESET_THROTTLED"
+    status = 429
+    title = "Too many password reset requests from this address; try again later"
+
+
 class InvalidRefreshToken(AuthError):
     code = "INVALID_REFRESH_TOKEN"
     status = 401

@@ -158,3 +158,16 @@ class LoginAttempt(Base):
     ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     success: Mapped[bool] = mapped_column(Boolean)
+
+
+class ResetRequest(Base):
+    """One password-reset request from a source address, for per-address
+    throttling across every auth instance. At most one more row than the
+    limit is kept per address and window; older rows are deleted."""
+
+    __tablename__ = "reset_requests"
+    __table_args__ = (Index("ix_reset_requests_ip_at", "ip", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

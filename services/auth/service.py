@@ -116,6 +116,8 @@ class AuthService:
         Always answers ``{}``, even when notify is down (the code is then kept;
         the user may ask again). Emits ``auth.password_reset_requested`` when a
         code was made; the code itself is in no event and no log line.
+        ResetThrottled (429) past the per-address limit; past the per-account
+        limit no code is made and the answer is the same.
         """
         return accounts.request_password_reset(
             self.db,

@@ -13,8 +13,10 @@ from services.auth.exceptions import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidResetCode,
+    ResetThrottled,
     WeakPassword,
 )
+from services.auth.models import ResetRequest
 from tests.service_support import outbox
 
 from .conftest import PASSWORD, SECRET, T0
@@ -22,9 +24,9 @@ from .conftest import PASSWORD, SECRET, T0
 NEW_PASSWORD = "a fresh and long passphrase"
 
 
-def request(db, login, notify, now=T0):
+def request(db, login, notify, now=T0, ip="10.0.0.9"):
     return accounts.request_password_reset(
-        db, login=login, ip="10.0.0.9", user_agent="pytest", now=now, notify=notify
+        db, login=login, ip=ip, user_agent="pytest", now=now, notify=notify
     )
 
 
@@ -173,3 +175,41 @@ def test_a_refused_email_still_answers_empty(db, world, notify):
         assert request(db, "tom", notify) == {}
     assert "password_reset_code_refused" in {line["event"] for line in logs}
     assert notify.code not in repr(logs)
+
+
+def test_an_address_asking_too_often_is_refused_with_one_event(db, world, notify):
+    """Past 30 requests in 10 minutes from one address: 429, one
+    ``auth.password_reset_throttled`` for the whole flood, no more rows kept,
+    and other addresses and the next window unaffected."""
+    for attempt in range(accounts.RESET_IP_LIMIT):
+        assert request(db, f"nobody{attempt}", notify, ip="192.0.2.7") == {}
+    for _ in range(3):
+        with pytest.raises(ResetThrottled) as caught:
+            request(db, "tom", notify, ip="192.0.2.7", now=T0 + timedelta(minutes=9))
+    assert (caught.value.status, caught.value.code) == (429, "RESET_THROTTLED")
+    assert notify.resets == []
+    [throttled] = outbox(db, events.PASSWORD_RESET_THROTTLED)
+    assert throttled["subject"] == {"type": "ip", "id": "192.0.2.7"}
+    assert throttled["data"] == {"limit": 30, "window_seconds": 600}
+    assert db.query(ResetRequest).count() == accounts.RESET_IP_LIMIT + 1
+
+    request(db, "tom", notify, ip="192.0.2.8", now=T0 + timedelta(minutes=9))
+    later = T0 + timedelta(minutes=19)
+    request(db, "tom", notify, ip="192.0.2.7", now=later)
+    assert len(notify.resets) == 2
+    assert db.query(ResetRequest).filter_by(ip="192.0.2.7").count() == 1
+
+
+def test_an_account_gets_at_most_five_codes_an_hour(db, world, notify):
+    """The sixth request within an hour, from anywhere, makes no code and no
+    event and spends nothing: the fifth code still works. An hour on, a
+    request makes a code again."""
+    for attempt in range(6):
+        at = T0 + timedelta(minutes=attempt)
+        assert request(db, "tom", notify, ip=f"10.9.0.{attempt}", now=at) == {}
+    assert len(notify.resets) == 5
+    assert len(outbox(db, events.PASSWORD_RESET_REQUESTED)) == 5
+
+    reset(db, notify.code, now=T0 + timedelta(minutes=7))
+    request(db, "tom", notify, now=T0 + timedelta(minutes=61))
+    assert len(notify.resets) == 6
