@@ -178,9 +178,7 @@ def test_a_refused_email_still_answers_empty(db, world, notify):
 
 
 def test_an_address_asking_too_often_is_refused_with_one_event(db, world, notify):
-    """Past 30 requests in 10 minutes from one address: 429, one
-    ``auth.password_reset_throttled`` for the whole flood, no more rows kept,
-    and other addresses and the next window unaffected."""
+    """Past 30 requests in 10 minutes an address gets 429 and the flood one event."""
     for attempt in range(accounts.RESET_IP_LIMIT):
         assert request(db, f"nobody{attempt}", notify, ip="192.0.2.7") == {}
     for _ in range(3):
@@ -201,9 +199,7 @@ def test_an_address_asking_too_often_is_refused_with_one_event(db, world, notify
 
 
 def test_an_account_gets_at_most_five_codes_an_hour(db, world, notify):
-    """The sixth request within an hour, from anywhere, makes no code and no
-    event and spends nothing: the fifth code still works. An hour on, a
-    request makes a code again."""
+    """A sixth request within an hour makes no code, no event and spends none."""
     for attempt in range(6):
         at = T0 + timedelta(minutes=attempt)
         assert request(db, "tom", notify, ip=f"10.9.0.{attempt}", now=at) == {}
