@@ -195,14 +195,23 @@ def _credentials_of(db: ServiceSession, username: object) -> Any:
 
 
 def _recent_failures(db: ServiceSession, ip: str, now: datetime) -> int:
+    return _count_from(
+        db, LoginAttempt, ip, now - IP_WINDOW, LoginAttempt.success.is_(False)
+    )
+
+
+def _count_from(
+    db: ServiceSession,
+    model: type[LoginAttempt] | type[ResetRequest],
+    ip: str,
+    since: datetime,
+    *conditions: Any,
+) -> int:
+    """How many rows of a per-address table ``ip`` has after ``since``."""
     return db.execute(
         select(func.count())
-        .select_from(LoginAttempt)
-        .where(
-            LoginAttempt.ip == ip,
-            LoginAttempt.success.is_(False),
-            LoginAttempt.at > now - IP_WINDOW,
-        )
+        .select_from(model)
+        .where(model.ip == ip, model.at > since, *conditions)
     ).scalar_one()
 
 
@@ -371,19 +380,14 @@ def _count_reset_request(
     """
     ip = ip[:64]
     since = now - RESET_IP_WINDOW
-    asked = db.execute(
-        select(func.count())
-        .select_from(ResetRequest)
-        .where(ResetRequest.ip == ip, ResetRequest.at > since)
-    ).scalar_one()
-    if asked > RESET_IP_LIMIT:
-        log.warning("password_reset_throttled", ip=ip)
-        raise ResetThrottled()
-    db.execute(
-        delete(ResetRequest).where(ResetRequest.ip == ip, ResetRequest.at <= since)
-    )
-    db.add(ResetRequest(ip=ip, at=now))
-    if asked == RESET_IP_LIMIT:
+    asked = _count_from(db, ResetRequest, ip, since)
+    if asked <= RESET_IP_LIMIT:
+        db.execute(
+            delete(ResetRequest).where(ResetRequest.ip == ip, ResetRequest.at <= since)
+        )
+        db.add(ResetRequest(ip=ip, at=now))
+        if asked < RESET_IP_LIMIT:
+            return
         db.emit(
             events.PASSWORD_RESET_THROTTLED,
             subject_type="ip",
@@ -396,8 +400,8 @@ def _count_reset_request(
             actor=actor,
         )
         db.commit()
-        log.warning("password_reset_throttled", ip=ip)
-        raise ResetThrottled()
+    log.warning("password_reset_throttled", ip=ip)
+    raise ResetThrottled()
 
 
 def _recent_reset_codes(db: ServiceSession, user_id: str, now: datetime) -> int:
