@@ -6,11 +6,36 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 
 SERVICES = ("auth", "training", "reviews", "notify", "audit")
+
+
+def setting(
+    key: str,
+    kind: Callable[[str], T],
+    default: T,
+    container_config: Mapping[str, Any] | None = None,
+) -> T:
+    """``key`` from a nameko container config, else the environment, else
+    ``default``, converted by ``kind``; a value it cannot convert is a
+    ValueError that names the setting."""
+    raw = (container_config or {}).get(key)
+    if raw is None:
+        raw = os.environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        name = getattr(kind, "__name__", "value")
+        raise ValueError(f"{key} must be a {name}, not {raw!r}") from None
 
 
 def amqp_uri() -> str:
@@ -39,11 +64,7 @@ def db_pool() -> tuple[int, int]:
     full waits for a connection rather than failing."""
     found = []
     for key, default, lowest in (("DB_POOL_SIZE", 10, 1), ("DB_MAX_OVERFLOW", 40, 0)):
-        raw = os.environ.get(key) or str(default)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{key} must be a whole number, not {raw!r}") from None
+        value = setting(key, int, default)
         if value < lowest:
             raise ValueError(f"{key} must be at least {lowest}")
         found.append(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,11 +40,7 @@ class InvitationRetryTimer(Timer):
 
     def setup(self) -> None:
         key = "AUTH_INVITATION_RETRY_SECONDS"
-        raw = self.container.config.get(key) or os.environ.get(key) or "60"
-        try:
-            self.interval = float(raw)
-        except ValueError:
-            raise ValueError(f"{key} must be a number, not {raw!r}") from None
+        self.interval = config.setting(key, float, 60.0, self.container.config)
         if self.interval <= 0:
             raise ValueError(f"{key} must be above 0")
         super().setup()

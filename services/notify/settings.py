@@ -27,9 +27,10 @@ environment, then a default that suits a laptop running ``make run``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from plumbing import config
 
 TLS_MODES = ("none", "starttls", "ssl")
 
@@ -91,19 +92,13 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 
 def load(container_config: dict[str, Any] | None = None) -> Settings:
     """Settings from a nameko container config and the environment."""
-    config = container_config or {}
-    values: dict[str, Any] = {}
-    for field, (key, kind) in _FIELDS.items():
-        raw = config.get(key)
-        if raw is None:
-            raw = os.environ.get(key)
-        if raw is None or raw == "":
-            continue
-        try:
-            values[field] = kind(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be a {kind.__name__}, not {raw!r}") from None
-    settings = Settings(**values)
+    defaults = Settings()
+    settings = Settings(
+        **{
+            field: config.setting(key, kind, getattr(defaults, field), container_config)
+            for field, (key, kind) in _FIELDS.items()
+        }
+    )
     if settings.smtp_tls not in TLS_MODES:
         raise ValueError(f"NOTIFY_SMTP_TLS must be one of {', '.join(TLS_MODES)}")
     if (
